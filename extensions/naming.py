@@ -15,6 +15,9 @@ from jinja2.ext import Extension
 
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 
+# Short enough for a DNS label and for generated lines that embed the name to stay under 100 chars.
+MAX_SLUG_LENGTH = 40
+
 
 def slugify(name: str) -> str:
     """'Iris Classifier v2!' -> 'iris-classifier-v2' (ASCII, lowercase, dash-separated)."""
@@ -36,8 +39,8 @@ def project_name_error(name: str) -> str:
         return f"The project name must start with a letter: it gives the package name '{package}', which Python cannot import."
     if keyword.iskeyword(package) or package in _RESERVED_PACKAGES:
         return f"The package name '{package}' would shadow a Python keyword or a library the service imports; choose another project name."
-    if len(slugify(name)) > 63:
-        return "Keep the project name under 64 characters: the slug names the service, its container and its DNS label."
+    if len(slugify(name)) > MAX_SLUG_LENGTH:
+        return f"Shorten the project name to {MAX_SLUG_LENGTH} characters or fewer: it names the package, the service and its container."
     return ""
 
 

@@ -1,0 +1,35 @@
+"""Predict and evaluate on CSV files: the batch path, which needs no web server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import metrics
+from .model import TrainedModel
+from .tables import TableError, read_features, write_column
+
+
+def predict_csv(model: TrainedModel, source: Path, destination: Path) -> int:
+    """Write one prediction per input row to `destination`; return the number of rows."""
+    features, _ = read_features(source, model.feature_names)
+    predictions = model.predict(features)
+    write_column(destination, model.metadata["target_name"], predictions)
+    return len(predictions)
+
+
+def evaluate_csv(model: TrainedModel, source: Path) -> dict[str, float]:
+    """Score the model on a CSV holding the features and the true target column."""
+    target_name = model.metadata["target_name"]
+    features, target = read_features(source, model.feature_names, target_name)
+    return metrics.score(_as_training_labels(model, target), model.predict(features))
+
+
+def _as_training_labels(model: TrainedModel, values: list[str]) -> list:
+    """CSV cells are text; compare them in the type the model was trained on."""
+    if model.metadata["problem_type"] == "regression":
+        try:
+            return [float(value) for value in values]
+        except ValueError as error:
+            raise TableError(f"target column: {error}") from None
+    by_text = {str(label): label for label in model.metadata["classes"]}
+    return [by_text.get(value, value) for value in values]
