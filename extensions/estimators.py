@@ -20,7 +20,9 @@ class Estimator(NamedTuple):
 
 
 ESTIMATORS: dict[tuple[str, str], Estimator] = {
-    ("linear", "classification"): Estimator("sklearn.linear_model", "LogisticRegression", "max_iter=1000", True),
+    ("linear", "classification"): Estimator(
+        "sklearn.linear_model", "LogisticRegression", "max_iter=1000", True
+    ),
     ("linear", "regression"): Estimator("sklearn.linear_model", "Ridge", "alpha=1.0", True),
     ("random_forest", "classification"): Estimator(
         "sklearn.ensemble", "RandomForestClassifier", "n_estimators=100, random_state=0", False
@@ -45,7 +47,9 @@ def lookup(family: str, problem_type: str) -> Estimator:
     try:
         return ESTIMATORS[family, problem_type]
     except KeyError:
-        raise KeyError(f"no estimator for estimator={family!r}, problem_type={problem_type!r}") from None
+        raise KeyError(
+            f"no estimator for estimator={family!r}, problem_type={problem_type!r}"
+        ) from None
 
 
 def estimator_module(family: str, problem_type: str) -> str:

@@ -34,19 +34,32 @@ def project_name_error(name: str) -> str:
     """Say what to change when a project name cannot give a valid slug and package; '' if fine."""
     package = package_name(name)
     if not package:
-        return "The project name needs at least one letter (a-z): it gives the folder and package names."
+        return (
+            "The project name needs at least one letter (a-z): "
+            "it gives the folder and package names."
+        )
     if package[0].isdigit():
-        return f"The project name must start with a letter: it gives the package name '{package}', which Python cannot import."
+        return (
+            f"The project name must start with a letter: it gives the package name "
+            f"'{package}', which Python cannot import."
+        )
     if keyword.iskeyword(package) or package in _RESERVED_PACKAGES:
-        return f"The package name '{package}' would shadow a Python keyword or a library the service imports; choose another project name."
+        return (
+            f"The package name '{package}' would shadow a Python keyword or a library "
+            "the service imports; choose another project name."
+        )
     if len(slugify(name)) > MAX_SLUG_LENGTH:
-        return f"Shorten the project name to {MAX_SLUG_LENGTH} characters or fewer: it names the package, the service and its container."
+        return (
+            f"Shorten the project name to {MAX_SLUG_LENGTH} characters or fewer: "
+            "it names the package, the service and its container."
+        )
     return ""
 
 
 # Packages the generated service imports: a project package of the same name would shadow them.
 _RESERVED_PACKAGES = frozenset(
-    {"app", "flask", "sklearn", "numpy", "scipy", "skops", "joblib", "pytest", "tests", "test", "logging", "json"}
+    {"app", "flask", "sklearn", "numpy", "scipy", "skops", "joblib", "pytest", "tests", "test"}
+    | {"logging", "json"}
 )
 
 

@@ -1,0 +1,106 @@
+"""Every supported combination renders, is fully rendered, lints clean, and passes its own tests.
+
+The combinations follow cookiecutter-django's list-of-cases style: the options that interact
+(problem type x estimator x serving x APIs x docs x format x data) are crossed deliberately,
+the independent ones (Python version, log format) cycle through the cases.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT, run_gate
+
+CLF, REG = "classification", "regression"
+ALL_CLF_APIS = ["predict", "predict_proba", "evaluate"]
+
+COMBINATIONS = {
+    "defaults": {},
+    "clf-linear-joblib-predict-only": dict(
+        model_format="joblib", apis=["predict"], openapi_docs=False
+    ),
+    "clf-forest-proba-evaluate": dict(
+        estimator="random_forest", apis=["predict_proba", "evaluate"]
+    ),
+    "clf-boosting-csv-json-logs": dict(
+        estimator="gradient_boosting", training_data="csv", log_format="json", python_version="3.10"
+    ),
+    "clf-forest-csv-joblib-no-docs": dict(
+        estimator="random_forest",
+        training_data="csv",
+        model_format="joblib",
+        apis=ALL_CLF_APIS,
+        openapi_docs=False,
+        python_version="3.13",
+    ),
+    "reg-linear": dict(problem_type=REG),
+    "reg-forest-joblib-evaluate-only": dict(
+        problem_type=REG,
+        estimator="random_forest",
+        model_format="joblib",
+        apis=["evaluate"],
+        log_format="json",
+    ),
+    "reg-boosting-csv-no-docs": dict(
+        problem_type=REG,
+        estimator="gradient_boosting",
+        training_data="csv",
+        openapi_docs=False,
+        python_version="3.12",
+    ),
+    "reg-linear-csv-predict-docs": dict(
+        problem_type=REG, training_data="csv", apis=["predict"], python_version="3.10"
+    ),
+    "batch-clf-boosting": dict(serve_model=False, estimator="gradient_boosting", log_format="json"),
+    "batch-reg-forest-csv-joblib": dict(
+        serve_model=False,
+        problem_type=REG,
+        estimator="random_forest",
+        training_data="csv",
+        model_format="joblib",
+        python_version="3.13",
+    ),
+    "batch-reg-linear": dict(serve_model=False, problem_type=REG, python_version="3.12"),
+}
+
+UNRENDERED = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
+
+
+@pytest.fixture(params=COMBINATIONS.values(), ids=COMBINATIONS.keys())
+def project(request, copier, tmp_path) -> Path:
+    return copier.copy(tmp_path / "project", **request.param).path
+
+
+def test_combination_passes_its_own_gates(project, service_bin):
+    assert not leftover_jinja(project)
+    assert declared_dependencies(project) <= service_requirements(), (
+        "tests/service-requirements.txt must list every dependency a rendered project declares"
+    )
+    run_gate([str(service_bin / "ruff"), "check", "."], project)
+    run_gate([str(service_bin / "ruff"), "format", "--check", "."], project)
+    run_gate([str(service_bin / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"], project)
+
+
+def leftover_jinja(project: Path) -> list[str]:
+    """Files (and lines) where template syntax survived rendering."""
+    found = []
+    for path in project.rglob("*"):
+        if path.is_file() and ".git" not in path.parts:
+            for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+                if UNRENDERED.search(line):
+                    found.append(f"{path.relative_to(project)}:{number}: {line.strip()}")
+    return found
+
+
+def declared_dependencies(project: Path) -> set[str]:
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+    return set(pyproject["dependencies"]) | set(pyproject["optional-dependencies"]["dev"])
+
+
+def service_requirements() -> set[str]:
+    lines = (REPO_ROOT / "tests" / "service-requirements.txt").read_text().splitlines()
+    return {line.strip() for line in lines if line.strip() and not line.startswith("#")}
