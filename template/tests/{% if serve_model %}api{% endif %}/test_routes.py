@@ -19,7 +19,7 @@ def served_routes(app):
 
 
 def test_every_expected_route_is_served(app):
-    assert EXPECTED_ROUTES <= served_routes(app)
+    assert served_routes(app) >= EXPECTED_ROUTES
 
 
 def test_no_route_is_served_that_was_not_chosen(app):

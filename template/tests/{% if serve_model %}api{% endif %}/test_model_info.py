@@ -1,0 +1,37 @@
+"""GET /model reports what is served: the metadata training wrote, and a hash that checks out."""
+
+import hashlib
+import math
+
+import sklearn
+
+
+def test_model_reports_its_metadata(client, model):
+    response = client.get("/model")
+    assert response.status_code == 200
+    info = response.json
+    assert info["feature_names"] == model.feature_names
+    assert info["problem_type"] == model.metadata["problem_type"]
+    assert info["estimator"] == model.pipeline[-1].__class__.__name__
+    assert info.get("classes") == model.metadata.get("classes")
+    assert info["sklearn_version"] == sklearn.__version__
+    assert info["trained_at"] == model.metadata["trained_at"]
+    assert info["version"] == model.metadata["version"]
+
+
+def test_model_reports_holdout_metrics(client):
+    metrics = client.get("/model").json["metrics"]
+    assert metrics
+    assert all(math.isfinite(value) for value in metrics.values())
+
+
+def test_model_artifact_hash_is_that_of_the_file(client, model_dir):
+    artifact = client.get("/model").json["artifact"]
+    content = (model_dir / artifact["name"]).read_bytes()
+    assert artifact["sha256"] == hashlib.sha256(content).hexdigest()
+
+
+def test_model_is_503_json_before_training(untrained_app):
+    response = untrained_app.test_client().get("/model")
+    assert response.status_code == 503
+    assert response.json["error"]["message"] == "model not loaded: run `make train`"

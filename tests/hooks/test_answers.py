@@ -1,0 +1,45 @@
+"""parse_answers: the JSON the task sends, and what it refuses."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from hooks.answers import Answers, AnswersError, parse_answers
+from hooks.optional_apis import chosen_apis
+
+VALID = '{"package_name": "iris", "serve_model": true, "apis": ["predict"], "openapi_docs": true}'
+
+
+def test_parses_the_task_argument() -> None:
+    assert parse_answers(VALID) == Answers("iris", True, frozenset({"predict"}), True)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{", "the answers are not JSON"),
+        ("[]", "the answers must be a JSON object"),
+        (VALID.replace('"iris"', '"../x"'), "package_name must be a Python identifier"),
+        (VALID.replace("true,", '"yes",', 1), "serve_model must be a JSON bool, got 'yes'"),
+        (VALID.replace('"predict"', '"explain"'), "apis holds ['explain']"),
+        (VALID.replace(', "openapi_docs": true', ""), "openapi_docs must be a JSON bool, got None"),
+    ],
+)
+def test_refuses_what_copier_yml_would_not_allow(text: str, message: str) -> None:
+    with pytest.raises(AnswersError, match=re.escape(message)):
+        parse_answers(text)
+
+
+@pytest.mark.parametrize(
+    ("serve_model", "apis", "openapi_docs", "chosen"),
+    [
+        (True, {"predict", "evaluate"}, True, {"docs", "predict", "evaluate"}),
+        (True, {"predict_proba"}, False, {"predict_proba"}),
+        (False, {"predict"}, True, set()),
+    ],
+)
+def test_chosen_apis(serve_model: bool, apis: set[str], openapi_docs: bool, chosen: set[str]):
+    answers = Answers("iris", serve_model, frozenset(apis), openapi_docs)
+    assert chosen_apis(answers) == chosen
