@@ -12,7 +12,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Rendered projects run in one shared virtual environment holding every dependency any
 # combination declares; `make test` builds it from tests/service-requirements.txt.
-SERVICE_VENV = Path(os.environ.get("SERVICE_VENV", REPO_ROOT / "build" / "service-venv"))
+SERVICE_VENV = REPO_ROOT / os.environ.get("SERVICE_VENV", "build/service-venv")
 
 
 @pytest.fixture(scope="session")
