@@ -6,6 +6,7 @@ from a `Sample` of the model's features, and says what the error message must co
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -220,6 +221,20 @@ def test_a_body_over_max_content_length_is_413(client, endpoints, sample):
     data = b'{"rows": [' + b" " * sample.max_bytes + b"]}"
     for endpoint in endpoints:
         response = client.post(endpoint, data=data, content_type="application/json")
+        assert_refused(response, endpoint, 413, "MAX_CONTENT_LENGTH")
+
+
+def test_a_chunked_body_over_max_content_length_is_413(client, endpoints, sample):
+    # No Content-Length to refuse up front: the limit is found while reading.
+    data = b'{"rows": [' + b" " * sample.max_bytes + b"]}"
+    for endpoint in endpoints:
+        response = client.post(
+            endpoint,
+            input_stream=io.BytesIO(data),
+            content_type="application/json",
+            headers={"Transfer-Encoding": "chunked"},
+            environ_overrides={"wsgi.input_terminated": True},
+        )
         assert_refused(response, endpoint, 413, "MAX_CONTENT_LENGTH")
 
 
