@@ -32,6 +32,23 @@ OPTIONAL_APIS = (
 API_RANK = {api.name: rank for rank, api in enumerate(OPTIONAL_APIS)}
 ROUTE_RANK = {route: rank for rank, route in enumerate(r for a in OPTIONAL_APIS for r in a.routes)}
 
+# The template's always-present APIs rank before every optional one. Ranking them (and not
+# the user's lines) means a new line goes right after the template's own lines, never next
+# to lines the user appended, so `copier update` merges both without a conflict.
+CORE_RANK = -1
+CORE_APIS = frozenset({"health", "model_info"})
+CORE_ROUTES = frozenset({("GET", "/livez"), ("GET", "/readyz"), ("GET", "/model")})
+
+
+def api_rank(module: str) -> int | None:
+    """Where a registration of `module` sorts among the template's; None for the user's own."""
+    return CORE_RANK if module in CORE_APIS else API_RANK.get(module)
+
+
+def route_rank(route: Route | None) -> int | None:
+    """Where an EXPECTED_ROUTES entry sorts among the template's; None for the user's own."""
+    return CORE_RANK if route in CORE_ROUTES else ROUTE_RANK.get(route)
+
 
 def chosen_apis(answers: Answers) -> frozenset[str]:
     """Names of the optional APIs the answers turn on (none when no model is served)."""

@@ -91,16 +91,20 @@ class Source:
         code: str,
         tail: str = STATEMENT_TAIL,
     ) -> Edit:
-        """Insert `code` among ranked items: before the first ranked after it, else after the last.
+        """Insert `code` among ranked items: before the first ranked after it, else after the
+        last ranked one (after the last item if none is ranked).
 
-        Unranked items (the user's) never push it earlier, so optional items keep canonical order.
+        Unranked items (the user's) neither move it earlier nor pull it after them, so the
+        template's items keep canonical order and stay apart from lines the user appended.
         """
         if not items:
             raise Unsafe("there is no existing entry to insert the new one beside")
-        later = next((node for node, other in items if other is not None and other > rank), None)
+        ranked = [(node, other) for node, other in items if other is not None]
+        later = next((node for node, other in ranked if other > rank), None)
         if later is not None:
             return self.insert_line(later, code, after=False, tail=tail)
-        return self.insert_line(items[-1][0], code, after=True, tail=tail)
+        anchor = ranked[-1][0] if ranked else items[-1][0]
+        return self.insert_line(anchor, code, after=True, tail=tail)
 
 
 def apply_edits(text: str, edits: Iterable[Edit]) -> str:

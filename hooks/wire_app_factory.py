@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Collection, Sequence
 
-from hooks.optional_apis import API_RANK
+from hooks.optional_apis import API_RANK, api_rank
 from hooks.source_edit import Edit, Source, Unsafe, apply_edits, render, render_import
 
 Registration = tuple[ast.stmt, str]  # an `app.register_blueprint(<module>.bp)` and its module
@@ -118,7 +118,7 @@ def _call_edits(
 ) -> list[Edit]:
     """Drop the removed registrations; register the added (module, imported name) in order."""
     edits = [Edit(*src.line_block(stmt), "") for stmt, module in calls if module in remove]
-    kept = [(stmt, API_RANK.get(module)) for stmt, module in calls if module not in remove]
+    kept = [(stmt, api_rank(module)) for stmt, module in calls if module not in remove]
     registered = {module for _, module in calls}
     for module, name in add:
         if module in registered:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Collection
 
-from hooks.optional_apis import OPTIONAL_APIS, ROUTE_RANK, Route
+from hooks.optional_apis import OPTIONAL_APIS, ROUTE_RANK, Route, route_rank
 from hooks.source_edit import ELEMENT_TAIL, Edit, Source, Unsafe, apply_edits, render
 
 
@@ -19,7 +19,7 @@ def wire_route_test(source: str, wired: Collection[str]) -> str:
     unwanted = ROUTE_RANK.keys() - set(wanted)
     src = Source(source)
     edits = [Edit(*src.line_block(node, ELEMENT_TAIL), "") for node, r in entries if r in unwanted]
-    kept = [(node, ROUTE_RANK.get(r)) for node, r in entries if r not in unwanted]
+    kept = [(node, route_rank(r)) for node, r in entries if r not in unwanted]
     present = {route for _, route in entries}
     for route in (route for route in wanted if route not in present):
         line = f"{render(_tuple(route))},"

@@ -70,12 +70,14 @@ CASES = {
             *("health", "model_info", "docs", "predict", "evaluate"),
         ),
     ),
-    "user blueprint kept, API added after it": (
+    # New template lines go after the template's own, apart from lines the user appended,
+    # so that copier update's three-way merge sees two separate changes, not one conflict.
+    "user blueprint kept, API added before it": (
         app_py("from .api import admin, health, model_info", "health", "model_info", "admin"),
         {"predict"},
         app_py(
             "from .api import admin, health, model_info, predict",
-            *("health", "model_info", "admin", "predict"),
+            *("health", "model_info", "predict", "admin"),
         ),
     ),
     "user blueprint kept, API removed": (
@@ -104,7 +106,7 @@ CASES = {
             *USERS,
         ),
         {"docs", "predict", "evaluate"},
-        app_py(WRAPPED, "health", "model_info", *USERS, "docs", "predict", "evaluate"),
+        app_py(WRAPPED, "health", "model_info", "docs", "predict", "evaluate", *USERS),
     ),
     "wrapped import stays wrapped": (
         app_py("from .api import (\n    health,\n)", "health"),
@@ -202,8 +204,8 @@ def test_user_code_survives_byte_for_byte(ruff_clean) -> None:
         "from .api import admin, health, model_info  # sorted",
         "from .api import admin, evaluate, health, model_info, predict  # sorted",
     ).replace(
-        '    app.register_blueprint(admin.bp, url_prefix="/admin")\n',
-        '    app.register_blueprint(admin.bp, url_prefix="/admin")\n'
+        "    app.register_blueprint(model_info.bp)\n",
+        "    app.register_blueprint(model_info.bp)\n"
         "    app.register_blueprint(predict.bp)\n"
         "    app.register_blueprint(evaluate.bp)\n",
     )

@@ -43,10 +43,10 @@ CASES = {
         {"predict", "evaluate"},
         routes_py(*BASE_ROUTES, PREDICT, EVALUATE, ADMIN),
     ),
-    "user entry kept, routes added after it": (
+    "user entry kept, routes added before it": (
         routes_py(*BASE_ROUTES, ADMIN),
         {"predict"},
-        routes_py(*BASE_ROUTES, ADMIN, PREDICT),
+        routes_py(*BASE_ROUTES, PREDICT, ADMIN),
     ),
     "user entry kept, routes removed": (
         routes_py(*BASE_ROUTES, PREDICT, ADMIN, EVALUATE),

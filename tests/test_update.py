@@ -1,0 +1,259 @@
+"""copier update: change your mind later, lose nothing.
+
+Each test copies a project from a throwaway git repository of the template, commits it,
+edits it like a user would, then updates it with copier's API and checks what survived.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from copier import run_copy, run_update
+
+from tests.conftest import REPO_ROOT, run_gate
+
+TEMPLATE_PATHS = ["copier.yml", "template", "hooks", "extensions"]
+PACKAGE = Path("src", "iris_classifier")
+# Files that legitimately differ between an updated project and a fresh copy.
+IGNORED_PARTS = {".git", "__pycache__", ".pytest_cache", ".ruff_cache"}
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def commit_all(cwd: Path, message: str) -> None:
+    git(cwd, "add", "-A")
+    git(cwd, "commit", "-q", "--allow-empty", "-m", message)
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> Path:
+    """The template as a git repository with one tagged version (what copier copy resolves)."""
+    repo = tmp_path_factory.mktemp("template")
+    for name in TEMPLATE_PATHS:
+        source = REPO_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, repo / name)
+    git(repo, "init", "-q")
+    commit_all(repo, "template")
+    git(repo, "tag", "0.1.0")
+    return repo
+
+
+def copy(template: Path, destination: Path, **answers) -> Path:
+    """`copier copy --trust --defaults` with `answers`, then commit the result like a user."""
+    run_copy(str(template), destination, data=answers, defaults=True, unsafe=True, quiet=True)
+    git(destination, "init", "-q")
+    commit_all(destination, "generated")
+    return destination
+
+
+def update(project: Path, **answers) -> None:
+    """`copier update --trust --defaults` with `answers` changed; conflicts inline."""
+    run_update(project, data=answers, defaults=True, overwrite=True, unsafe=True, quiet=True)
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    """Every file under root, by relative path, leaving out git and tool caches."""
+    return {
+        str(path.relative_to(root)): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and not IGNORED_PARTS & set(path.relative_to(root).parts)
+    }
+
+
+def unmerged(project: Path) -> list[str]:
+    """Files git reports as unmerged (both modified), as `git status` shows them."""
+    status = git(project, "status", "--porcelain").splitlines()
+    return [line[3:] for line in status if line[:2] in {"UU", "AA", "DU", "UD"}]
+
+
+ANSWER_CHANGES = [
+    pytest.param(
+        {"apis": ["predict"], "openapi_docs": False},
+        {"apis": ["predict", "predict_proba", "evaluate"], "openapi_docs": True},
+        id="apis-and-docs-on",
+    ),
+    pytest.param(
+        {"apis": ["predict", "predict_proba", "evaluate"]},
+        {"apis": ["evaluate"], "openapi_docs": False},
+        id="apis-and-docs-off",
+    ),
+    pytest.param({}, {"model_format": "joblib"}, id="skops-to-joblib"),
+    pytest.param({}, {"log_format": "json", "log_level": "DEBUG"}, id="logging"),
+    pytest.param({}, {"serve_model": False, "apis": [], "openapi_docs": False}, id="stop-serving"),
+    pytest.param(
+        {"serve_model": False, "apis": [], "openapi_docs": False},
+        {"serve_model": True, "apis": ["predict"], "openapi_docs": True},
+        id="start-serving",
+    ),
+]
+
+
+@pytest.mark.parametrize(("before", "after"), ANSWER_CHANGES)
+def test_changed_answers_give_what_a_fresh_copy_gives(template, tmp_path, before, after):
+    project = copy(template, tmp_path / "project", **before)
+    update(project, **after)
+    fresh = copy(template, tmp_path / "fresh", **{**before, **after})
+    assert tree(project) == tree(fresh)
+    assert not unmerged(project)
+
+
+def test_on_off_on_returns_to_the_same_tree(template, tmp_path):
+    project = copy(template, tmp_path / "project")
+    original = tree(project)
+    update(project, apis=["predict"], openapi_docs=False)
+    commit_all(project, "apis off")
+    update(project, apis=["predict", "predict_proba", "evaluate"], openapi_docs=True)
+    assert tree(project) == original
+
+
+def test_a_no_op_update_leaves_git_status_clean(template, tmp_path):
+    project = copy(template, tmp_path / "project")
+    update(project)
+    assert git(project, "status", "--porcelain") == ""
+
+
+# ---------------------------------------------------------------- the user's own edits
+
+CUSTOM_ROUTE = '''
+
+@bp.post("/predict/explain")
+def explain():
+    """Our own route: which features the model reads."""
+    return {"features": current_app.extensions["model"].get().feature_names}
+'''
+
+OWN_BLUEPRINT = '''"""Our own Blueprint: operational endpoints."""
+
+from flask import Blueprint
+
+bp = Blueprint("admin", __name__)
+
+
+@bp.get("/admin/ping")
+def ping():
+    return {"pong": True}
+'''
+
+OWN_TEST = '''"""Our own test."""
+
+
+def test_admin_ping(client):
+    assert client.get("/admin/ping").json == {"pong": True}
+'''
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{path} no longer holds {old!r}: update this test"
+    path.write_text(text.replace(old, new, 1))
+
+
+def make_user_edits(project: Path) -> None:
+    """What a team does to its service in its first weeks."""
+    predict = project / PACKAGE / "api" / "predict.py"
+    predict.write_text(predict.read_text() + CUSTOM_ROUTE)
+    (project / PACKAGE / "admin.py").write_text(OWN_BLUEPRINT)
+    edit(
+        project / PACKAGE / "app.py",
+        "from . import errors\n",
+        "from . import errors\nfrom .admin import bp as admin_bp\n",
+    )
+    own_blueprints = "    # Your own Blueprints go here, below the template's.\n"
+    edit(
+        project / PACKAGE / "app.py",
+        own_blueprints,
+        own_blueprints + "    app.register_blueprint(admin_bp)\n",
+    )
+    edit(
+        project / "tests" / "api" / "test_routes.py",
+        "    # Your own routes go here, below the template's.\n",
+        "    # Your own routes go here, below the template's.\n"
+        '    ("GET", "/admin/ping"),\n    ("POST", "/predict/explain"),\n',
+    )
+    (project / "tests" / "api" / "test_admin.py").write_text(OWN_TEST)
+    edit(
+        project / "pyproject.toml",
+        '"numpy>=1.26,<3",',
+        '"numpy>=1.26,<3",\n    "requests>=2.32,<3",',
+    )
+    edit(
+        project / "README.md",
+        "## Batch predictions\n",
+        "## Batch predictions\n\nOur team runs these nightly.\n",
+    )
+    (project / ".env").write_text("FLASK_MAX_BATCH_ROWS=50\n")
+    (project / "models").mkdir()
+    (project / "models" / "metadata.json").write_text("{}\n")  # stands for a trained model
+    commit_all(project, "our edits")
+
+
+def test_user_edits_survive_apis_turning_on_and_off(template, tmp_path, service_bin):
+    project = copy(template, tmp_path / "project", apis=["predict", "predict_proba"])
+    make_user_edits(project)
+    edited = tree(project)
+
+    update(project, apis=["predict", "evaluate"], openapi_docs=False)
+
+    assert not unmerged(project)
+    assert not list(project.rglob("*.rej"))
+    updated = tree(project)
+    for path in [
+        "src/iris_classifier/admin.py",
+        "tests/api/test_admin.py",
+        ".env",
+        "models/metadata.json",
+    ]:
+        assert updated[path] == edited[path], f"{path} changed"
+    assert CUSTOM_ROUTE.encode() in updated["src/iris_classifier/api/predict.py"]
+    assert b"requests>=2.32,<3" in updated["pyproject.toml"]
+    assert b"Our team runs these nightly." in updated["README.md"]
+    app = updated["src/iris_classifier/app.py"].decode()
+    assert "app.register_blueprint(admin_bp)" in app
+    assert "app.register_blueprint(evaluate.bp)" in app
+    assert "predict_proba" not in app and "docs" not in app.split("def create_app")[0]
+    assert "src/iris_classifier/api/predict_proba.py" not in updated
+    assert "tests/api/test_evaluate.py" in updated
+
+    # The edited, updated project still passes its own gates (the trained-model stand-in
+    # aside: the suite trains its own model in a temporary folder).
+    (project / "models" / "metadata.json").unlink()
+    run_gate([str(service_bin / "ruff"), "check", "."], project)
+    run_gate([str(service_bin / "ruff"), "format", "--check", "."], project)
+    run_gate([str(service_bin / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"], project)
+
+
+def test_edits_to_the_same_lines_are_unmerged_conflicts_not_lost(template, tmp_path):
+    project = copy(template, tmp_path / "project")
+    # A .gitignore'd *.rej would hide conflicts in files nobody sees; inline markers cannot hide.
+    edit(project / ".gitignore", "# Python\n", "# Python\n*.rej\n")
+    edit(project / PACKAGE / "app.py", "from .api import docs,", "from .api import admin, docs,")
+    (project / PACKAGE / "api" / "admin.py").write_text(OWN_BLUEPRINT)
+    commit_all(project, "our import, on the template's line")
+
+    update(project, openapi_docs=False)
+
+    assert unmerged(project) == ["src/iris_classifier/app.py"]
+    app = (project / PACKAGE / "app.py").read_text()
+    assert "<<<<<<< before updating" in app and ">>>>>>> after updating" in app
+    assert "from .api import admin, docs," in app  # ours, shown beside the template's
+    assert not list(project.rglob("*.rej"))
+    ignored = git(project, "status", "--porcelain", "--ignored").splitlines()
+    assert not [line for line in ignored if line.endswith(".rej")]
+
+
+def test_the_answers_file_records_answers_not_derived_values(template, tmp_path):
+    project = copy(template, tmp_path / "project")
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers["_commit"] == "0.1.0"
+    assert not {"package_name", "project_slug", "estimator_class"} & answers.keys()
