@@ -2,13 +2,18 @@
 PYTHON ?= python3
 VENV := .venv
 SERVICE_VENV := build/service-venv
+# The oldest and newest Python a generated project supports, from pyenv, for the
+# compatibility tests (tests/test_python_versions.py); missing ones are reported there.
+PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
+COMPAT_VERSIONS := 3.10 3.13
+COMPAT_VENVS := $(foreach v,$(COMPAT_VERSIONS),$(if $(wildcard $(PYENV_ROOT)/versions/$(v).*/bin/python),build/service-venv-$(v)/.installed))
 
 .PHONY: demo test lint clean
 
 demo: $(VENV)/.installed  ## Render the default service, train it, serve it, show a prediction
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/demo.sh
 
-test: $(VENV)/.installed $(SERVICE_VENV)/.installed  ## The whole test suite (what CI runs)
+test: $(VENV)/.installed $(SERVICE_VENV)/.installed $(COMPAT_VENVS)  ## The whole test suite (what CI runs)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	SERVICE_VENV=$(SERVICE_VENV) $(VENV)/bin/python -m pytest -n auto
@@ -29,6 +34,13 @@ $(SERVICE_VENV)/.installed: tests/service-requirements.txt
 	$(PYTHON) -m venv $(SERVICE_VENV)
 	$(SERVICE_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(SERVICE_VENV)/bin/python -m pip install --quiet -r tests/service-requirements.txt
+	touch $@
+
+# The same environment on another Python, for the compatibility tests.
+build/service-venv-%/.installed: tests/service-requirements.txt
+	$(firstword $(wildcard $(PYENV_ROOT)/versions/$*.*/bin/python)) -m venv build/service-venv-$*
+	build/service-venv-$*/bin/python -m pip install --quiet --upgrade pip
+	build/service-venv-$*/bin/python -m pip install --quiet -r tests/service-requirements.txt
 	touch $@
 
 clean:

@@ -193,6 +193,8 @@ def make_user_edits(project: Path) -> None:
         "## Batch predictions\n\nOur team runs these nightly.\n",
     )
     (project / ".env").write_text("FLASK_MAX_BATCH_ROWS=50\n")
+    (project / "data").mkdir()
+    (project / "data" / "train.csv").write_text("x0,target\n1.0,a\n")
     (project / "models").mkdir()
     (project / "models" / "metadata.json").write_text("{}\n")  # stands for a trained model
     commit_all(project, "our edits")
@@ -212,6 +214,7 @@ def test_user_edits_survive_apis_turning_on_and_off(template, tmp_path, service_
         "src/iris_classifier/admin.py",
         "tests/api/test_admin.py",
         ".env",
+        "data/train.csv",
         "models/metadata.json",
     ]:
         assert updated[path] == edited[path], f"{path} changed"
