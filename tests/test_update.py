@@ -49,9 +49,17 @@ def template(tmp_path_factory) -> Path:
     return repo
 
 
-def copy(template: Path, destination: Path, **answers) -> Path:
+def copy(template: Path, destination: Path, vcs_ref: str | None = None, **answers) -> Path:
     """`copier copy --trust --defaults` with `answers`, then commit the result like a user."""
-    run_copy(str(template), destination, data=answers, defaults=True, unsafe=True, quiet=True)
+    run_copy(
+        str(template),
+        destination,
+        data=answers,
+        vcs_ref=vcs_ref,
+        defaults=True,
+        unsafe=True,
+        quiet=True,
+    )
     git(destination, "init", "-q")
     commit_all(destination, "generated")
     return destination

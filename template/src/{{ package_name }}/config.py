@@ -17,5 +17,5 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
         return cls(
             model_dir=Path(environ.get("MODEL_DIR", "models")),
-            logging_config=Path(environ.get("LOGGING_CONFIG", "logging.conf")),
+            logging_config=Path(environ.get("LOGGING_CONFIG", "deploy/logging.conf")),
         )

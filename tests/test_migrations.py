@@ -1,0 +1,96 @@
+"""Upgrading a project from template 0.1.0 to this version: edits to moved files survive.
+
+tests/fixtures/template-0.1.0.tar.gz is the template as released at 0.1.0 (`git archive`),
+frozen so that this test keeps proving the upgrade path whatever the template becomes.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tarfile
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+from tests.test_update import TEMPLATE_PATHS, commit_all, copy, git, tree, unmerged, update
+
+V1_FIXTURE = REPO_ROOT / "tests" / "fixtures" / "template-0.1.0.tar.gz"
+CURRENT = "0.2.0"
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    """A template repository holding 0.1.0 (from the fixture) and this version, both tagged."""
+    repo = tmp_path_factory.mktemp("template")
+    with tarfile.open(V1_FIXTURE) as archive:
+        archive.extractall(repo, filter="data")
+    git(repo, "init", "-q")
+    commit_all(repo, "0.1.0")
+    git(repo, "tag", "0.1.0")
+    for name in TEMPLATE_PATHS:
+        target = repo / name
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+        source = REPO_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, target)
+    commit_all(repo, CURRENT)
+    git(repo, "tag", CURRENT)
+    return repo
+
+
+def copy_v1(template, destination, **answers):
+    return copy(template, destination, vcs_ref="0.1.0", **answers)
+
+
+def test_an_unedited_project_upgrades_to_exactly_a_fresh_copy(template, tmp_path):
+    project = copy_v1(template, tmp_path / "project")
+    assert (project / "logging.conf").is_file()
+    update(project)
+    assert tree(project) == tree(copy(template, tmp_path / "fresh"))
+
+
+def test_edits_to_the_moved_logging_conf_follow_it(template, tmp_path):
+    project = copy_v1(template, tmp_path / "project", log_format="text")
+    edited = (
+        (project / "logging.conf")
+        .read_text()
+        .replace("format = %(asctime)s", "format = [ours] %(asctime)s")
+    )
+    (project / "logging.conf").write_text(edited)
+    commit_all(project, "our log format")
+
+    update(project)
+
+    assert not (project / "logging.conf").exists()
+    fresh = (copy(template, tmp_path / "fresh") / "deploy" / "logging.conf").read_text()
+    expected = fresh.replace("format = %(asctime)s", "format = [ours] %(asctime)s")
+    assert expected != fresh
+    assert (project / "deploy" / "logging.conf").read_text() == expected
+    assert not unmerged(project)
+
+
+def test_edits_the_template_also_made_are_unmerged_conflicts(template, tmp_path):
+    project = copy_v1(template, tmp_path / "project")
+    v1_lines = (project / "logging.conf").read_text().splitlines()
+    fresh = copy(template, tmp_path / "fresh") / "deploy" / "logging.conf"
+    changed_by_template = next(line for line in v1_lines if line not in fresh.read_text())
+    (project / "logging.conf").write_text(
+        "\n".join(f"{line} (ours)" if line == changed_by_template else line for line in v1_lines)
+        + "\n"
+    )
+    commit_all(project, "our edit, on a line the template changed too")
+
+    update(project)
+
+    assert unmerged(project) == ["deploy/logging.conf"]
+    merged = (project / "deploy" / "logging.conf").read_text()
+    assert f"{changed_by_template} (ours)" in merged
+    assert "<<<<<<< before updating" in merged and ">>>>>>> after updating" in merged
+
+
+def test_the_answers_file_records_the_new_version(template, tmp_path):
+    project = copy_v1(template, tmp_path / "project")
+    update(project)
+    assert f"_commit: {CURRENT}" in (project / ".copier-answers.yml").read_text()
