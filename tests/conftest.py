@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The version this checkout will be released as: the tag the update tests give it.
+TEMPLATE_VERSION = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"]
 
 # Rendered projects run in one shared virtual environment holding every dependency any
 # combination declares; `make test` builds it from tests/service-requirements.txt.

@@ -11,11 +11,10 @@ import tarfile
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, TEMPLATE_VERSION
 from tests.test_update import TEMPLATE_PATHS, commit_all, copy, git, tree, unmerged, update
 
 V1_FIXTURE = REPO_ROOT / "tests" / "fixtures" / "template-0.1.0.tar.gz"
-CURRENT = "0.2.0"
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +34,8 @@ def template(tmp_path_factory):
             shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy(source, target)
-    commit_all(repo, CURRENT)
-    git(repo, "tag", CURRENT)
+    commit_all(repo, TEMPLATE_VERSION)
+    git(repo, "tag", TEMPLATE_VERSION)
     return repo
 
 
@@ -93,4 +92,4 @@ def test_edits_the_template_also_made_are_unmerged_conflicts(template, tmp_path)
 def test_the_answers_file_records_the_new_version(template, tmp_path):
     project = copy_v1(template, tmp_path / "project")
     update(project)
-    assert f"_commit: {CURRENT}" in (project / ".copier-answers.yml").read_text()
+    assert f"_commit: {TEMPLATE_VERSION}" in (project / ".copier-answers.yml").read_text()

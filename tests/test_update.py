@@ -14,7 +14,7 @@ import pytest
 import yaml
 from copier import run_copy, run_update
 
-from tests.conftest import REPO_ROOT, run_gate
+from tests.conftest import REPO_ROOT, TEMPLATE_VERSION, run_gate
 
 TEMPLATE_PATHS = ["copier.yml", "template", "hooks", "extensions"]
 PACKAGE = Path("src", "iris_classifier")
@@ -45,7 +45,7 @@ def template(tmp_path_factory) -> Path:
             shutil.copy(source, repo / name)
     git(repo, "init", "-q")
     commit_all(repo, "template")
-    git(repo, "tag", "0.1.0")
+    git(repo, "tag", TEMPLATE_VERSION)
     return repo
 
 
@@ -266,5 +266,5 @@ def test_edits_to_the_same_lines_are_unmerged_conflicts_not_lost(template, tmp_p
 def test_the_answers_file_records_answers_not_derived_values(template, tmp_path):
     project = copy(template, tmp_path / "project")
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
-    assert answers["_commit"] == "0.1.0"
+    assert answers["_commit"] == TEMPLATE_VERSION
     assert not {"package_name", "project_slug", "estimator_class"} & answers.keys()
