@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
+from copier import run_copy
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The version this checkout will be released as: the tag the update tests give it.
@@ -45,3 +49,28 @@ def run_gate(command: list[str], cwd: Path, env: dict[str, str] | None = None) -
             pytrace=False,
         )
     return completed.stdout
+
+
+# Programs the stack tests take from the system, and the Debian package that has each.
+SYSTEM_TOOLS = {"nginx": "nginx", "envsubst": "gettext-base"}
+
+
+def system_tool(name: str) -> str:
+    """The path of a program from SYSTEM_TOOLS: a test without it is skipped, or under CI failed."""
+    # Debian installs nginx in /usr/sbin, which is not on every user's PATH.
+    path = shutil.which(name, path=f"{os.environ.get('PATH', '')}{os.pathsep}/usr/sbin")
+    if path is None:
+        reason = (
+            f"{name} is not installed: apt-get install {SYSTEM_TOOLS[name]} "
+            "(.ci/run installs it; the stack tests need it)"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    return path
+
+
+def render(template: Path, destination: Path, answers: Mapping[str, Any]) -> Path:
+    """`copier copy --trust --defaults` with `answers`, usable outside any fixture's scope."""
+    run_copy(str(template), destination, data=dict(answers), defaults=True, unsafe=True)
+    return destination

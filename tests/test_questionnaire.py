@@ -39,6 +39,39 @@ REFUSED = [
         id="csv-outside-project",
     ),
     pytest.param({"python_version": "3.9"}, "Invalid choice", id="unsupported-python"),
+    pytest.param(
+        {"web_server": "nginx", "process_manager": "none"},
+        "choose process_manager=supervisor, or web_server=gunicorn",
+        id="nginx-without-a-process-manager",
+    ),
+    pytest.param(
+        {"serve_model": False, "web_server": "gunicorn"},
+        "web_server needs serve_model=true",
+        id="web-server-without-serving",
+    ),
+    pytest.param(
+        {"serve_model": False, "process_manager": "supervisor"},
+        "process_manager needs serve_model=true",
+        id="supervisor-without-serving",
+    ),
+    pytest.param(
+        {"serve_model": False, "gunicorn_worker_class": "gthread"},
+        "gunicorn_worker_class needs serve_model=true",
+        id="worker-class-without-serving",
+    ),
+    pytest.param({"public_port": 80}, "between 1024 and 65535", id="privileged-port"),
+    pytest.param({"public_port": 70000}, "between 1024 and 65535", id="port-out-of-range"),
+    pytest.param({"gunicorn_workers": -1}, "one worker per CPU", id="negative-workers"),
+    pytest.param(
+        {"dockerfile": False, "docker_compose": True},
+        "builds the image from the Dockerfile",
+        id="compose-without-dockerfile",
+    ),
+    pytest.param(
+        {"serve_model": False, "dockerfile": True},
+        "A Dockerfile needs serve_model=true",
+        id="dockerfile-without-serving",
+    ),
 ]
 
 
@@ -76,3 +109,50 @@ def test_batch_only_projects_have_no_web_code(copier, tmp_path):
     assert not (package / "app.py").exists()
     assert not (project.path / "tests" / "api").exists()
     assert "flask" not in (project.path / "pyproject.toml").read_text()
+
+
+def test_batch_only_projects_have_no_stack(copier, tmp_path):
+    project = copier.copy(tmp_path / "project", serve_model=False)
+    assert sorted(path.name for path in (project.path / "deploy").iterdir()) == ["logging.conf"]
+    for name in ["Dockerfile", ".dockerignore", "docker-compose.yml"]:
+        assert not (project.path / name).exists()
+    assert "gunicorn" not in (project.path / "pyproject.toml").read_text()
+    assert "serve:" not in (project.path / "Makefile").read_text()
+
+
+STACK_FILES = {
+    "deploy/gunicorn.conf.py",
+    "deploy/nginx.conf",
+    "deploy/supervisord.conf",
+    "Dockerfile",
+    ".dockerignore",
+    "docker-compose.yml",
+}
+
+
+@pytest.mark.parametrize(
+    ("answers", "files"),
+    [
+        pytest.param({}, STACK_FILES, id="defaults"),
+        pytest.param(
+            {"web_server": "gunicorn"},
+            {"deploy/gunicorn.conf.py", "Dockerfile", ".dockerignore", "docker-compose.yml"},
+            id="gunicorn-alone",
+        ),
+        pytest.param(
+            {"web_server": "gunicorn", "process_manager": "supervisor", "dockerfile": False},
+            {"deploy/gunicorn.conf.py", "deploy/supervisord.conf"},
+            id="gunicorn-supervised-no-docker",
+        ),
+    ],
+)
+def test_the_stack_options_pick_files(copier, tmp_path, answers, files):
+    project = copier.copy(tmp_path / "project", **answers).path
+    assert {name for name in STACK_FILES if (project / name).exists()} == files
+
+
+def test_gunicorn_alone_defaults_to_one_process_with_threads(copier, tmp_path):
+    project = copier.copy(tmp_path / "project", web_server="gunicorn")
+    answers = yaml.safe_load((project.path / ".copier-answers.yml").read_text())
+    assert answers["process_manager"] == "none"
+    assert answers["gunicorn_worker_class"] == "gthread"

@@ -2,7 +2,8 @@
 
 The combinations follow cookiecutter-django's list-of-cases style: the options that interact
 (problem type x estimator x serving x APIs x docs x format x data) are crossed deliberately,
-the independent ones (Python version, log format) cycle through the cases.
+the independent ones (Python version, log format, and the runtime and packaging options, whose
+every combination tests/test_stack_configs.py renders) cycle through the cases.
 """
 
 from __future__ import annotations
@@ -20,14 +21,28 @@ ALL_CLF_APIS = ["predict", "predict_proba", "evaluate"]
 
 COMBINATIONS = {
     "defaults": {},
-    "clf-linear-joblib-predict-only": dict(
-        model_format="joblib", apis=["predict"], openapi_docs=False
+    "clf-linear-joblib-predict-only-gunicorn-alone": dict(
+        model_format="joblib",
+        apis=["predict"],
+        openapi_docs=False,
+        web_server="gunicorn",
+        process_manager="none",
+        dockerfile=False,
     ),
-    "clf-forest-proba-evaluate": dict(
-        estimator="random_forest", apis=["predict_proba", "evaluate"]
+    "clf-forest-proba-evaluate-gthread": dict(
+        estimator="random_forest",
+        apis=["predict_proba", "evaluate"],
+        gunicorn_worker_class="gthread",
+        gunicorn_workers=2,
     ),
-    "clf-boosting-csv-json-logs": dict(
-        estimator="gradient_boosting", training_data="csv", log_format="json", python_version="3.10"
+    "clf-boosting-csv-json-logs-gunicorn-supervised": dict(
+        estimator="gradient_boosting",
+        training_data="csv",
+        log_format="json",
+        python_version="3.10",
+        web_server="gunicorn",
+        process_manager="supervisor",
+        public_port=8080,
     ),
     "clf-forest-csv-joblib-no-docs": dict(
         estimator="random_forest",
@@ -36,8 +51,11 @@ COMBINATIONS = {
         apis=ALL_CLF_APIS,
         openapi_docs=False,
         python_version="3.13",
+        docker_compose=False,
     ),
-    "reg-linear": dict(problem_type=REG),
+    "reg-linear-gunicorn-alone-sync": dict(
+        problem_type=REG, web_server="gunicorn", gunicorn_worker_class="sync"
+    ),
     "reg-forest-joblib-evaluate-only": dict(
         problem_type=REG,
         estimator="random_forest",
@@ -45,15 +63,23 @@ COMBINATIONS = {
         apis=["evaluate"],
         log_format="json",
     ),
-    "reg-boosting-csv-no-docs": dict(
+    "reg-boosting-csv-no-docs-no-docker": dict(
         problem_type=REG,
         estimator="gradient_boosting",
         training_data="csv",
         openapi_docs=False,
         python_version="3.12",
+        dockerfile=False,
     ),
-    "reg-linear-csv-predict-docs": dict(
-        problem_type=REG, training_data="csv", apis=["predict"], python_version="3.10"
+    "reg-linear-csv-predict-docs-gunicorn-supervised": dict(
+        problem_type=REG,
+        training_data="csv",
+        apis=["predict"],
+        python_version="3.10",
+        web_server="gunicorn",
+        process_manager="supervisor",
+        gunicorn_worker_class="gthread",
+        gunicorn_workers=4,
     ),
     "batch-clf-boosting": dict(serve_model=False, estimator="gradient_boosting", log_format="json"),
     "batch-reg-forest-csv-joblib": dict(
@@ -77,13 +103,22 @@ def project(request, copier, tmp_path) -> Path:
 
 
 def test_combination_passes_its_own_gates(project, service_bin):
+    assert_passes_its_own_gates(project, service_bin)
+
+
+def assert_passes_its_own_gates(project: Path, service_bin: Path) -> None:
+    """Fully rendered, its dependencies installable, lint clean, and its own tests pass."""
     assert not leftover_jinja(project)
     assert declared_dependencies(project) <= service_requirements(), (
         "tests/service-requirements.txt must list every dependency a rendered project declares"
     )
     run_gate([str(service_bin / "ruff"), "check", "."], project)
     run_gate([str(service_bin / "ruff"), "format", "--check", "."], project)
-    run_gate([str(service_bin / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"], project)
+    # A temporary folder of its own: pytest's shared, numbered ones race between the many
+    # pytest processes of this suite (a warning on cleanup, which the project makes an error).
+    basetemp = project.with_name(f"{project.name}-pytest")
+    pytest_command = ["-m", "pytest", "-q", "-p", "no:cacheprovider", f"--basetemp={basetemp}"]
+    run_gate([str(service_bin / "python"), *pytest_command], project)
 
 
 def leftover_jinja(project: Path) -> list[str]:

