@@ -9,7 +9,8 @@ port="${PORT:-5000}"
 
 echo "==> Rendering the default service into $destination"
 rm -rf "$destination"
-copier copy --trust --defaults --quiet "$template" "$destination"
+# HEAD, with any uncommitted changes: the template as checked out, not its newest tag.
+copier copy --trust --defaults --quiet --vcs-ref HEAD "$template" "$destination"
 cd "$destination"
 
 echo "==> Installing it into its own virtual environment (make install)"
@@ -18,12 +19,24 @@ make install >/dev/null
 echo "==> Training the model (make train)"
 make train
 
-echo "==> Serving on http://127.0.0.1:$port (make run)"
-make run PORT="$port" >service.log 2>&1 &
+# The production stack (supervisord, nginx, gunicorn) where nginx is installed; otherwise
+# Flask's development server, which serves the same app.
+if command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; then
+  target=serve
+  echo "==> Serving on http://127.0.0.1:$port through nginx -> gunicorn, under supervisord (make serve)"
+else
+  target=run
+  echo "==> nginx is not installed (apt-get install nginx for the full stack, make serve);"
+  echo "    serving on http://127.0.0.1:$port with Flask's development server (make run)"
+fi
+# Its own process group (set -m), so that stopping it stops every process it started.
+set -m
+make "$target" PORT="$port" >service.log 2>&1 &
 service=$!
-trap 'kill $service 2>/dev/null || true' EXIT INT TERM
+set +m
+trap 'kill -TERM -- "-$service" 2>/dev/null || true; wait "$service" 2>/dev/null' EXIT INT TERM
 
-for _ in $(seq 50); do
+for _ in $(seq 100); do
   curl --silent --fail "http://127.0.0.1:$port/readyz" >/dev/null && break
   kill -0 "$service" 2>/dev/null || { cat service.log; exit 1; }
   sleep 0.2
