@@ -79,6 +79,12 @@ def tree(root: Path) -> dict[str, bytes]:
     }
 
 
+def recorded_answers(project: Path) -> dict:
+    """The questionnaire answers in the project's answers file."""
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    return {key: value for key, value in answers.items() if not key.startswith("_")}
+
+
 def unmerged(project: Path) -> list[str]:
     """Files git reports as unmerged (both modified), as `git status` shows them."""
     status = git(project, "status", "--porcelain").splitlines()
@@ -98,6 +104,13 @@ ANSWER_CHANGES = [
     ),
     pytest.param({}, {"model_format": "joblib"}, id="skops-to-joblib"),
     pytest.param({}, {"log_format": "json", "log_level": "DEBUG"}, id="logging"),
+    pytest.param({}, {"web_server": "gunicorn", "process_manager": "none"}, id="drop-nginx"),
+    pytest.param(
+        {"web_server": "gunicorn", "process_manager": "none", "gunicorn_worker_class": "gthread"},
+        {"web_server": "nginx", "process_manager": "supervisor"},
+        id="add-nginx",
+    ),
+    pytest.param({}, {"dockerfile": False, "docker_compose": False}, id="drop-docker"),
     pytest.param({}, {"serve_model": False, "apis": [], "openapi_docs": False}, id="stop-serving"),
     pytest.param(
         {"serve_model": False, "apis": [], "openapi_docs": False},
@@ -111,7 +124,11 @@ ANSWER_CHANGES = [
 def test_changed_answers_give_what_a_fresh_copy_gives(template, tmp_path, before, after):
     project = copy(template, tmp_path / "project", **before)
     update(project, **after)
-    fresh = copy(template, tmp_path / "fresh", **{**before, **after})
+    # The new answers are the changed ones plus those the project had recorded (Copier keeps
+    # an answer once given, defaults included; questions no longer asked are not recorded).
+    answers = recorded_answers(project)
+    assert all(answers.get(question, answer) == answer for question, answer in after.items())
+    fresh = copy(template, tmp_path / "fresh", **answers)
     assert tree(project) == tree(fresh)
     assert not unmerged(project)
 
@@ -268,3 +285,18 @@ def test_the_answers_file_records_answers_not_derived_values(template, tmp_path)
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert answers["_commit"] == TEMPLATE_VERSION
     assert not {"package_name", "project_slug", "estimator_class"} & answers.keys()
+
+
+def test_a_changed_nginx_directive_survives_a_change_the_template_makes_there(template, tmp_path):
+    project = copy(template, tmp_path / "project")
+    nginx = project / "deploy" / "nginx.conf"
+    edit(nginx, "worker_processes auto;", "worker_processes 2;")
+    edit(nginx, "client_max_body_size 1m;", "client_max_body_size 1m;\n        gzip on;")
+    commit_all(project, "our nginx tuning")
+
+    update(project, log_format="json")  # rewrites nginx.conf's access log
+
+    text = nginx.read_text()
+    assert "worker_processes 2;" in text and "gzip on;" in text
+    assert "access_log /dev/stdout json;" in text
+    assert not unmerged(project)
