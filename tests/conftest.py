@@ -14,6 +14,8 @@ import pytest
 from copier import run_copy
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# What makes up the template: what a template repository built by a test holds.
+TEMPLATE_PATHS = ["copier.yml", "template", "hooks", "extensions"]
 # The version this checkout will be released as: the tag the update tests give it.
 TEMPLATE_VERSION = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"]
 
@@ -25,7 +27,7 @@ SERVICE_VENV = REPO_ROOT / os.environ.get("SERVICE_VENV", "build/service-venv")
 @pytest.fixture(scope="session")
 def copier_template_paths() -> list[str]:
     """What pytest-copier copies into its throwaway template repository (not .git, not build/)."""
-    return ["copier.yml", "template", "hooks", "extensions"]
+    return TEMPLATE_PATHS
 
 
 @pytest.fixture(scope="session")

@@ -6,13 +6,12 @@ frozen so that this test keeps proving the upgrade path whatever the template be
 
 from __future__ import annotations
 
-import shutil
 import tarfile
 
 import pytest
 
 from tests.conftest import REPO_ROOT, TEMPLATE_VERSION
-from tests.test_update import TEMPLATE_PATHS, commit_all, copy, git, tree, unmerged, update
+from tests.test_update import commit_all, copy, git, put_template, tree, unmerged, update
 
 V1_FIXTURE = REPO_ROOT / "tests" / "fixtures" / "template-0.1.0.tar.gz"
 
@@ -26,14 +25,7 @@ def template(tmp_path_factory):
     git(repo, "init", "-q")
     commit_all(repo, "0.1.0")
     git(repo, "tag", "0.1.0")
-    for name in TEMPLATE_PATHS:
-        target = repo / name
-        shutil.rmtree(target) if target.is_dir() else target.unlink()
-        source = REPO_ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(source, target)
+    put_template(repo)
     commit_all(repo, TEMPLATE_VERSION)
     git(repo, "tag", TEMPLATE_VERSION)
     return repo

@@ -14,9 +14,8 @@ import pytest
 import yaml
 from copier import run_copy, run_update
 
-from tests.conftest import REPO_ROOT, TEMPLATE_VERSION, run_gate
+from tests.conftest import REPO_ROOT, TEMPLATE_PATHS, TEMPLATE_VERSION, run_gate
 
-TEMPLATE_PATHS = ["copier.yml", "template", "hooks", "extensions"]
 PACKAGE = Path("src", "iris_classifier")
 # Files that legitimately differ between an updated project and a fresh copy.
 IGNORED_PARTS = {".git", "__pycache__", ".pytest_cache", ".ruff_cache"}
@@ -37,16 +36,23 @@ def commit_all(cwd: Path, message: str) -> None:
 def template(tmp_path_factory) -> Path:
     """The template as a git repository with one tagged version (what copier copy resolves)."""
     repo = tmp_path_factory.mktemp("template")
-    for name in TEMPLATE_PATHS:
-        source = REPO_ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(source, repo / name)
+    put_template(repo)
     git(repo, "init", "-q")
     commit_all(repo, "template")
     git(repo, "tag", TEMPLATE_VERSION)
     return repo
+
+
+def put_template(repo: Path) -> None:
+    """Write this checkout's template into `repo`, replacing any template already there."""
+    for name in TEMPLATE_PATHS:
+        source, target = REPO_ROOT / name, repo / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, target)
 
 
 def copy(template: Path, destination: Path, vcs_ref: str | None = None, **answers) -> Path:
