@@ -6,7 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-API_CHOICES = ("predict", "predict_proba", "evaluate")
+API_CHOICES = ("predict", "predict_proba", "evaluate", "jobs")
+STORE_CHOICES = ("none", "sqlite", "postgresql")
 
 
 class AnswersError(ValueError):
@@ -21,6 +22,7 @@ class Answers:
     serve_model: bool
     apis: frozenset[str]
     openapi_docs: bool
+    prediction_store: str = "none"
 
 
 def parse_answers(text: str) -> Answers:
@@ -38,11 +40,17 @@ def parse_answers(text: str) -> Answers:
     unknown = [api for api in apis if api not in API_CHOICES]
     if unknown:
         raise AnswersError(f"apis holds {unknown!r}; the choices are {list(API_CHOICES)!r}")
+    prediction_store = data.get("prediction_store", "none")  # absent before 0.3.0
+    if prediction_store not in STORE_CHOICES:
+        raise AnswersError(
+            f"prediction_store is {prediction_store!r}; the choices are {list(STORE_CHOICES)!r}"
+        )
     return Answers(
         package_name=package_name,
         serve_model=_field(data, "serve_model", bool),
         apis=frozenset(apis),
         openapi_docs=_field(data, "openapi_docs", bool),
+        prediction_store=prediction_store,
     )
 
 

@@ -26,6 +26,14 @@ OPTIONAL_APIS = (
         "predict_proba", (("POST", "/predict_proba"),), lambda a: "predict_proba" in a.apis
     ),
     OptionalApi("evaluate", (("POST", "/evaluate"),), lambda a: "evaluate" in a.apis),
+    OptionalApi(
+        "jobs",
+        (("POST", "/jobs"), ("POST", "/jobs/train"), ("GET", "/jobs/<job_id>")),
+        lambda a: "jobs" in a.apis,
+    ),
+    OptionalApi(
+        "predictions", (("GET", "/predictions"),), lambda a: a.prediction_store != "none"
+    ),
 )
 
 # Ranks order inserted lines; iterating either mapping follows the canonical order.
