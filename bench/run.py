@@ -11,7 +11,10 @@ serves each with the project's own `make serve` (supervisord -> nginx -> gunicor
 workers) on a free loopback port. Beside them, on the same stack, it serves:
 
   * ceiling: bench/null_app.py, a Flask app answering a constant (the null endpoint);
-  * plain:   bench/plain_app.py, the same random forest in a plain Flask + scikit-learn view.
+  * plain:   bench/plain_app.py, the same random forest in a plain Flask + scikit-learn view;
+  * mlflow, bentoml: the default service's pipeline served by `mlflow models serve` and by
+    `bentoml serve`, each from a virtual environment of its own (bench/peers.py), with the
+    same nginx and supervisord in front. Left out with --no-peers, or if pip cannot install them.
 
 Both are copies of the rendered default project with gunicorn's `wsgi_app` pointed at the
 bench app, so nginx.conf, gunicorn.conf.py and supervisord.conf are byte for byte the ones the
@@ -44,6 +47,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import peers  # bench/peers.py: run.py runs as a script, so its folder is on sys.path
+
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
 SERVICE_VENV = REPO / "build" / "service-venv"
@@ -53,6 +58,7 @@ WORKERS = 2  # gunicorn workers, for every stack (WEB_CONCURRENCY)
 READY_WITHIN = 60  # seconds from `make serve` to /readyz answering 200
 STOP_WITHIN = 60  # seconds for supervisord to stop its programs gracefully
 WARMUP_SECONDS = 2
+PACKAGE = "iris_classifier"  # the default render's package
 
 # Rows 0, 50 and 100 of scikit-learn's iris data set, one of each class.
 IRIS_ROWS = [
@@ -60,10 +66,9 @@ IRIS_ROWS = [
     {"sepal_length_cm": 7.0, "sepal_width_cm": 3.2, "petal_length_cm": 4.7, "petal_width_cm": 1.4},
     {"sepal_length_cm": 6.3, "sepal_width_cm": 3.3, "petal_length_cm": 6.0, "petal_width_cm": 2.5},
 ]
-PAYLOADS = {
-    "1 row": {"row": IRIS_ROWS[0]},
-    "100 rows": {"rows": [IRIS_ROWS[i % 3] for i in range(100)]},
-}
+PAYLOAD_ROWS = {"1 row": IRIS_ROWS[:1], "100 rows": [IRIS_ROWS[i % 3] for i in range(100)]}
+# The service's (and the references') bodies; the peers get theirs from bench/peers.py.
+PAYLOADS = {"1 row": {"row": IRIS_ROWS[0]}, "100 rows": {"rows": PAYLOAD_ROWS["100 rows"]}}
 CONCURRENCIES = [8, 64]
 
 
@@ -79,6 +84,8 @@ class Stack:
     port: int
     make: subprocess.Popen
     log: Path
+    predict_path: str = "/predict"
+    ready_path: str = "/readyz"
 
     @property
     def url(self) -> str:
@@ -90,17 +97,27 @@ class Stack:
 
 
 def session_processes(sid: int) -> dict[int, tuple[int, str]]:
-    """pid -> (ppid, command line) of every process in session `sid`, read from /proc."""
-    found = {}
+    """pid -> (ppid, command line) of every process in session `sid` and of their descendants.
+
+    Descendants count too: BentoML starts each worker in a session of its own.
+    """
+    processes, sessions = {}, {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
             command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ")
         except (FileNotFoundError, ProcessLookupError):
             continue  # it ended while being read
-        if int(fields[3]) == sid and fields[0] != "Z":
-            found[int(stat.parent.name)] = (int(fields[1]), command.decode(errors="replace"))
-    return found
+        if fields[0] != "Z":
+            pid = int(stat.parent.name)
+            processes[pid] = (int(fields[1]), command.decode(errors="replace"))
+            sessions[pid] = int(fields[3])
+    found = {pid for pid, session in sessions.items() if session == sid}
+    while True:
+        children = {pid for pid, (ppid, _) in processes.items() if ppid in found} - found
+        if not children:
+            return {pid: processes[pid] for pid in found}
+        found |= children
 
 
 def free_port() -> int:
@@ -141,7 +158,9 @@ def stack_environment(gunicorn_args: str = "") -> dict[str, str]:
     return environment
 
 
-def start(name: str, project: Path, gunicorn_args: str = "") -> Stack:
+def start(
+    name: str, project: Path, gunicorn_args: str = "", peer: peers.Peer | None = None
+) -> Stack:
     """`make serve` in `project` on a free port, as test_live_stack runs it; ready or SystemExit."""
     (project / "run").mkdir(exist_ok=True)
     port = free_port()
@@ -156,6 +175,8 @@ def start(name: str, project: Path, gunicorn_args: str = "") -> Stack:
             start_new_session=True,  # a session of its own: all of it is findable, and stoppable
         )
     stack = Stack(name, project, port, make, log)
+    if peer is not None:
+        stack.predict_path, stack.ready_path = peer.predict_path, peer.ready_path
     wait_until_ready(stack)
     return stack
 
@@ -169,14 +190,15 @@ def wait_until_ready(stack: Stack) -> None:
             raise SystemExit(f"{stack.name}: make serve exited:\n{stack.log.read_text()}")
         with (
             contextlib.suppress(OSError),
-            urllib.request.urlopen(f"{stack.url}/readyz", timeout=5) as response,
+            urllib.request.urlopen(stack.url + stack.ready_path, timeout=5) as response,
         ):
             if response.status == 200:
                 return
         time.sleep(0.2)
     stop(stack)
     raise SystemExit(
-        f"{stack.name}: /readyz not 200 within {READY_WITHIN} s:\n{stack.log.read_text()}"
+        f"{stack.name}: {stack.ready_path} not 200 within {READY_WITHIN} s:\n"
+        + stack.log.read_text()
     )
 
 
@@ -197,6 +219,18 @@ def stop(stack: Stack) -> list[str]:
     with contextlib.suppress(subprocess.TimeoutExpired):
         stack.make.wait(5)
     return [command for _, command in left.values()]
+
+
+def server_processes(stack: Stack) -> list[int]:
+    """The processes that run the model: gunicorn's workers, or a peer's server processes."""
+    if workers := gunicorn_workers(stack):
+        return workers
+    # A peer: everything in the session but supervisord, nginx and the make that started it.
+    return sorted(
+        pid
+        for pid, (_, command) in stack.session().items()
+        if not any(part in command for part in ("supervisord", "nginx", "make serve"))
+    )
 
 
 def gunicorn_workers(stack: Stack) -> list[int]:
@@ -329,7 +363,7 @@ class Measurement:
 
 
 def wrk(url: str, body: Path, connections: int, seconds: float, threads: int) -> dict:
-    """Load `url` with POSTs of `body` for `seconds`; wrk's summary as a dict (bench/post.lua)."""
+    """POST `body` to `url` for `seconds`; wrk's summary as a dict (bench/post.lua)."""
     command = [
         "wrk",
         f"--threads={min(threads, connections)}",
@@ -337,7 +371,7 @@ def wrk(url: str, body: Path, connections: int, seconds: float, threads: int) ->
         f"--duration={max(1, round(seconds))}s",
         "--timeout=30s",
         f"--script={BENCH / 'post.lua'}",
-        f"{url}/predict",
+        url,
     ]
     done = subprocess.run(
         command,
@@ -363,7 +397,7 @@ def measure(
     round_: int,
 ) -> Measurement:
     """One measurement, as a Measurement; any error or non-2xx response is counted."""
-    summary = wrk(stack.url, body, connections, seconds, threads)
+    summary = wrk(stack.url + stack.predict_path, body, connections, seconds, threads)
     errors = sum(summary[key] for key in ("connect", "read", "write", "status", "timeout"))
     return Measurement(
         stack.name,
@@ -380,11 +414,13 @@ def measure(
 def check_answers(stack: Stack, body: Path) -> None:
     """One request with the body: it must answer 200, or the numbers would measure errors."""
     request = urllib.request.Request(
-        f"{stack.url}/predict", data=body.read_bytes(), headers={"Content-Type": "application/json"}
+        stack.url + stack.predict_path,
+        data=body.read_bytes(),
+        headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         if response.status != 200:
-            raise SystemExit(f"{stack.name}: POST /predict answered {response.status}")
+            raise SystemExit(f"{stack.name}: POST {stack.predict_path} answered {response.status}")
 
 
 # ------------------------------------------------------------------------------- reports
@@ -427,12 +463,20 @@ TARGETS = [
     ("service", "ceiling", "1 row", 0.85, 2.0),
     ("service", "ceiling", "100 rows", 0.75, None),
     ("forest", "plain", None, 5.0, None),
+    ("service", "mlflow", None, 3.0, None),
+    ("service", "bentoml", None, 4.0, None),
 ]
 
 
 def result_table(summaries: dict[tuple[str, str, int], Summary]) -> list[str]:
     """Markdown rows: every measurement group, with its ratios to its reference stack."""
-    references = {"service": "ceiling", "forest": "plain", "plain": "ceiling"}
+    references = {
+        "service": "ceiling",
+        "forest": "plain",
+        "plain": "ceiling",
+        "mlflow": "ceiling",
+        "bentoml": "ceiling",
+    }
     lines = [
         "| stack | payload | c | req/s (mean of rounds) | rounds | spread | p50 ms | p99 ms "
         "| errors | req/s ratio | p99 ratio |",
@@ -527,7 +571,11 @@ def write_results(
         "`estimator=random_forest` render; **ceiling** = bench/null_app.py (constant answer); "
         "**plain** = bench/plain_app.py (the same forest in a plain Flask view). All four run the "
         "rendered nginx.conf, gunicorn.conf.py and supervisord.conf; only gunicorn's `wsgi_app` "
-        "differs.",
+        "differs. **mlflow** and **bentoml** = the default render's pipeline, fitted on the same "
+        "data in each peer's own environment, served by `mlflow models serve` (uvicorn) and "
+        "`bentoml serve` with as many workers, behind the same nginx.conf (upstream pointed at "
+        "the peer's loopback port) and supervisord.conf; each gets its documented JSON input "
+        "(`dataframe_records`, and BentoML's `input` array) holding the same rows.",
         "",
         *result_table(summaries),
         "",
@@ -591,6 +639,9 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
         help="2 s, one payload, one concurrency, one round, no forest, nothing written",
     )
     parser.add_argument("--no-forest", action="store_true", help="skip the random-forest pair")
+    parser.add_argument(
+        "--no-peers", action="store_true", help="skip MLflow and BentoML (bench/peers.py)"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help="the results file")
     parser.add_argument(
         "--gunicorn-args",
@@ -624,6 +675,7 @@ def main(argv: list[str]) -> int:
     payloads = ["1 row"] if options.smoke else list(PAYLOADS)
     concurrencies = [8] if options.smoke else CONCURRENCIES
     with_forest = not (options.smoke or options.no_forest)
+    with_peers = not (options.smoke or options.no_peers)
     check_tools()
     started = time.monotonic()
     machine_at_start = machine()
@@ -656,20 +708,36 @@ def main(argv: list[str]) -> int:
                 projects["plain"] = bench_copy(
                     work / "service", work / "plain", "plain_app:create_app()"
                 )
-            order = ["ceiling", "service", "plain", "forest"]
+            running_peers = {}
+            if with_peers:
+                for peer in peers.PEERS.values():
+                    print(f"==> {peer.name}: environment {peer.venv}, training the same pipeline")
+                    if problem := peers.install(peer):
+                        print(f"    {peer.name} left out: {problem}", file=sys.stderr)
+                        continue
+                    projects[peer.name] = peers.peer_project(
+                        peer, work / "service", work / peer.name, PACKAGE, free_port()
+                    )
+                    running_peers[peer.name] = peer
+            order = ["ceiling", "service", "plain", "forest", *running_peers]
             print("==> serving", ", ".join(name for name in order if name in projects))
             for name in order:
                 if name in projects:
-                    stacks.append(start(name, projects[name], options.gunicorn_args))
+                    stacks.append(
+                        start(name, projects[name], options.gunicorn_args, running_peers.get(name))
+                    )
             bodies = {}
-            for payload in payloads:
-                bodies[payload] = work / f"{payload.replace(' ', '-')}.json"
-                bodies[payload].write_text(json.dumps(PAYLOADS[payload]))
             for stack in stacks:
                 for payload in payloads:
-                    check_answers(stack, bodies[payload])
-                    wrk(stack.url, bodies[payload], 8, WARMUP_SECONDS, options.threads)
-            rss = {s.name: [rss_mib(pid) for pid in gunicorn_workers(s)] for s in stacks}
+                    peer = running_peers.get(stack.name)
+                    body = peer.body(PAYLOAD_ROWS[payload]) if peer else PAYLOADS[payload]
+                    path = bodies[stack.name, payload] = (
+                        work / f"{stack.name}-{payload.replace(' ', '-')}.json"
+                    )
+                    path.write_text(json.dumps(body))
+                    check_answers(stack, path)
+                    wrk(stack.url + stack.predict_path, path, 8, WARMUP_SECONDS, options.threads)
+            rss = {s.name: [rss_mib(pid) for pid in server_processes(s)] for s in stacks}
             boots_before = {s.name: worker_boots(s) for s in stacks}
             measurements = []
             for payload in payloads:
@@ -681,7 +749,7 @@ def main(argv: list[str]) -> int:
                             m = measure(
                                 stack,
                                 payload,
-                                bodies[payload],
+                                bodies[stack.name, payload],
                                 connections,
                                 options.seconds,
                                 options.threads,
@@ -732,7 +800,10 @@ def main(argv: list[str]) -> int:
             copy_s=copy_s,
             update_s=update_s,
             gunicorn_args=options.gunicorn_args,
-            versions=versions(),
+            versions={
+                **versions(),
+                **{name: peers.version(peer) for name, peer in running_peers.items()},
+            },
             machine=machine_at_start,
         )
         write_results(options.output, context, summaries, rss, restarts)
