@@ -102,6 +102,12 @@ def peer_project(peer: Peer, service: Path, destination: Path, package: str, por
     if done.returncode != 0:
         raise SystemExit(f"{peer.name}: training failed:\n{done.stdout}{done.stderr}")
 
+    point_stack_at_peer(peer, destination, model, port)
+    return destination
+
+
+def point_stack_at_peer(peer: Peer, project: Path, model: Path, port: int) -> None:
+    """Rewrite the project's supervisord.conf and nginx.conf to serve `model` with `peer`."""
     bin_ = peer.venv / "bin"
     if peer.name == "mlflow":
         command = (
@@ -117,16 +123,15 @@ def peer_project(peer: Peer, service: Path, destination: Path, package: str, por
         )
         environment_line = f'environment=BENTOML_HOME="{model}",BENTOML_DO_NOT_TRACK="true"\n'
     _replace_one(
-        destination / "deploy" / "supervisord.conf",
+        project / "deploy" / "supervisord.conf",
         r"(?m)^command=gunicorn .*\n",
         f"command={command}\n{environment_line}",
     )
     _replace_one(
-        destination / "deploy" / "nginx.conf",
+        project / "deploy" / "nginx.conf",
         r"(?m)^(\s*)server unix:run/gunicorn\.sock;",
         rf"\g<1>server 127.0.0.1:{port};",
     )
-    return destination
 
 
 def _replace_one(path: Path, pattern: str, replacement: str) -> None:

@@ -54,7 +54,7 @@ def run_gate(command: list[str], cwd: Path, env: dict[str, str] | None = None) -
 
 
 # Programs the stack tests take from the system, and the Debian package that has each.
-SYSTEM_TOOLS = {"nginx": "nginx", "envsubst": "gettext-base"}
+SYSTEM_TOOLS = {"nginx": "nginx", "envsubst": "gettext-base", "wrk": "wrk"}
 
 
 def system_tool(name: str) -> str:

@@ -1,0 +1,108 @@
+"""The benchmark harness keeps working: a smoke run, and the peers' rewiring of the stack.
+
+Benchmarks are not tests: nothing here looks at a number. The smoke run only proves that
+bench/run.py still renders, trains, serves and loads the service, and stops everything.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from configparser import ConfigParser
+from types import ModuleType
+
+import pytest
+
+from tests.conftest import REPO_ROOT, render, system_tool
+from tests.test_stack_configs import check_nginx
+
+BENCH = REPO_ROOT / "bench"
+
+
+def bench_module(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """A module of bench/, a folder of scripts that import each other by their own names."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    return importlib.import_module(name)
+
+
+@pytest.mark.parametrize("peer_name", ["mlflow", "bentoml"])
+def test_a_peer_takes_gunicorns_place_and_nothing_else_changes(
+    peer_name, copier_template, tmp_path, monkeypatch
+):
+    peers = bench_module("peers", monkeypatch)
+    project = render(copier_template, tmp_path / "project", {})
+    before = {
+        name: (project / "deploy" / name).read_text() for name in ("supervisord.conf", "nginx.conf")
+    }
+    peer = peers.PEERS[peer_name]
+
+    peers.point_stack_at_peer(peer, project, tmp_path / "model", 18080)
+
+    supervisor = ConfigParser(interpolation=None)
+    supervisor.read(project / "deploy" / "supervisord.conf")
+    command = supervisor["program:gunicorn"]["command"]
+    assert command.startswith(f"{peer.venv}/bin/{peer_name} ")
+    assert "127.0.0.1" in command and "18080" in command
+    nginx = (project / "deploy" / "nginx.conf").read_text()
+    assert "server 127.0.0.1:18080;" in nginx and "gunicorn.sock" not in nginx
+    # Only those lines changed: nginx and supervisord keep every other setting.
+    changed = [
+        line
+        for name, text in before.items()
+        for line in text.splitlines()
+        if line not in (project / "deploy" / name).read_text().splitlines()
+    ]
+    assert len(changed) == 2, changed
+    check_nginx(project)
+
+
+def test_the_smoke_run_serves_and_stops_everything(service_bin):
+    for tool in ("wrk", "nginx", "envsubst"):
+        system_tool(tool)
+    results = (BENCH / "RESULTS.md").read_text()
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "run.py"), "--smoke"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "service / ceiling, 1 row, c=8: req/s" in output
+    assert "killed after" not in output, output  # every stack stopped gracefully
+    assert (BENCH / "RESULTS.md").read_text() == results, "a smoke run writes no results"
+
+
+def test_a_stacks_processes_include_children_that_start_sessions_of_their_own(monkeypatch):
+    """BentoML's workers call setsid(): found through their parent, so measured and stopped."""
+    run = bench_module("run", monkeypatch)
+    grandchild = "import os, time; os.setsid(); time.sleep(60)"
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys, time; "
+            f"subprocess.Popen([sys.executable, '-c', {grandchild!r}]); time.sleep(60)",
+        ],
+        start_new_session=True,
+    )
+    try:
+        for _ in range(100):
+            found = run.session_processes(child.pid)
+            if len(found) == 2:
+                break
+            time.sleep(0.1)
+        assert sorted(command.split(" -c ")[1][:10] for _, command in found.values()) == [
+            "import os,",
+            "import sub",
+        ]
+    finally:
+        for pid in run.session_processes(child.pid):
+            os.kill(pid, signal.SIGKILL)
+        child.wait(10)
