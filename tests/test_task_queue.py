@@ -373,6 +373,10 @@ def test_the_stack_runs_the_worker_and_a_job_through_nginx(copier_template, tmp_
     env = project_env()
     venv = f"VENV={service_bin.parent}"
     run_gate(["make", "train", venv], project, env)
+    # Marked, so that the retrained model the service loads later is told apart from this one.
+    metadata_path = project / "models" / "metadata.json"
+    metadata = json.loads(metadata_path.read_text())
+    metadata_path.write_text(json.dumps({**metadata, "trained_at": "2000-01-01T00:00:00Z"}))
     log = project / "serve.log"
     port = free_port()
     with log.open("w") as output:
@@ -394,14 +398,32 @@ def test_the_stack_runs_the_worker_and_a_job_through_nginx(copier_template, tmp_
         assert submitted.status == 202
         location = submitted.headers["location"]
         assert location == submitted.json()["status_url"]
+        assert wait_until_done(stack, location)["predictions"] == IRIS_CLASSES
+
+        # A retraining in the worker; the web workers then serve the new model, unrestarted.
+        assert stack.request("GET", "/model").json()["trained_at"] == "2000-01-01T00:00:00Z"
+        queued = stack.request("POST", "/jobs/train")
+        assert queued.status == 202, queued
+        retrained = wait_until_done(stack, queued.headers["location"])
         deadline = time.monotonic() + JOB_WITHIN
-        while (job := stack.request("GET", location).json())["status"] != "done":
-            assert job["status"] in {"queued", "running"}, job
+        while stack.request("GET", "/model").json()["trained_at"] != retrained["trained_at"]:
             if time.monotonic() > deadline:
-                pytest.fail(f"job not done within {JOB_WITHIN} s: {job}\n{log.read_text()}")
+                pytest.fail(f"the service did not load the retrained model within {JOB_WITHIN} s")
             time.sleep(0.1)
-        assert job["predictions"] == IRIS_CLASSES
+        assert stack.post_json("/predict", {"rows": IRIS_ROWS}).json() == {
+            "predictions": IRIS_CLASSES
+        }
     finally:
         left = stack.stop()
     assert left == [], f"left behind; make serve's log:\n{log.read_text()}"
     assert make.returncode == 0, log.read_text()
+
+
+def wait_until_done(stack: Stack, location: str) -> dict[str, Any]:
+    deadline = time.monotonic() + JOB_WITHIN
+    while (job := stack.request("GET", location).json())["status"] != "done":
+        assert job["status"] in {"queued", "running"}, job
+        if time.monotonic() > deadline:
+            pytest.fail(f"job not done within {JOB_WITHIN} s: {job}\n{stack.log.read_text()}")
+        time.sleep(0.1)
+    return job
