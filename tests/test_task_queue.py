@@ -5,7 +5,7 @@
   wait: every accepted job ends done.
 - Redis: jobs round-trip through a redis-server started on a loopback port; with Redis stopped
   the jobs endpoints answer 503 and /predict goes on; Redis back, jobs work again, in the same
-  app process and the same worker.
+  app process and the same worker, which SIGHUP then restarts in place.
 - the live stack: supervisord runs the worker beside nginx and gunicorn; a job submitted
   through nginx completes, and stopping the stack leaves nothing behind.
 
@@ -357,6 +357,16 @@ def test_redis_queue_round_trips_and_survives_an_outage(
 
         # Redis back (empty: it kept nothing): the same app and worker serve jobs again.
         redis_server.start()
+        job = app.submit("/jobs", {"rows": IRIS_ROWS})
+        assert app.wait_for([job], "done")[job]["predictions"] == IRIS_CLASSES
+
+        # SIGHUP: huey's graceful restart, in place (the same pid, the code read again).
+        worker.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + STOP_WITHIN
+        while worker.output().count("Huey consumer started") < 2:
+            if worker.process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the worker did not restart on SIGHUP:\n{worker.output()}")
+            time.sleep(0.1)
         job = app.submit("/jobs", {"rows": IRIS_ROWS})
         assert app.wait_for([job], "done")[job]["predictions"] == IRIS_CLASSES
         assert worker.stop(signal.SIGINT) == 0, worker.output()
