@@ -54,7 +54,12 @@ def run_gate(command: list[str], cwd: Path, env: dict[str, str] | None = None) -
 
 
 # Programs the stack tests take from the system, and the Debian package that has each.
-SYSTEM_TOOLS = {"nginx": "nginx", "envsubst": "gettext-base", "wrk": "wrk"}
+SYSTEM_TOOLS = {
+    "nginx": "nginx",
+    "envsubst": "gettext-base",
+    "wrk": "wrk",
+    "redis-server": "redis-server",
+}
 
 
 def system_tool(name: str) -> str:
@@ -64,7 +69,7 @@ def system_tool(name: str) -> str:
     if path is None:
         reason = (
             f"{name} is not installed: apt-get install {SYSTEM_TOOLS[name]} "
-            "(.ci/run installs it; the stack tests need it)"
+            "(.ci/run installs it; the stack and queue tests need it)"
         )
         if os.environ.get("CI") == "true":
             pytest.fail(reason, pytrace=False)

@@ -16,6 +16,7 @@ from tests.conftest import REPO_ROOT, run_gate
 VERSIONS = ["3.10", "3.13"]
 PROJECTS = {
     "served": {},
+    "served-jobs": {"task_queue": "sqlite"},
     "batch-csv": {"serve_model": False, "training_data": "csv", "problem_type": "regression"},
 }
 

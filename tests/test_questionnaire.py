@@ -59,6 +59,16 @@ REFUSED = [
         "gunicorn_worker_class needs serve_model=true",
         id="worker-class-without-serving",
     ),
+    pytest.param(
+        {"task_queue": "none", "apis": ["predict", "jobs"]},
+        "the jobs API needs a task queue",
+        id="jobs-without-a-queue",
+    ),
+    pytest.param(
+        {"serve_model": False, "task_queue": "sqlite"},
+        "task_queue needs serve_model=true",
+        id="queue-without-serving",
+    ),
     pytest.param({"public_port": 80}, "between 1024 and 65535", id="privileged-port"),
     pytest.param({"public_port": 70000}, "between 1024 and 65535", id="port-out-of-range"),
     pytest.param({"gunicorn_workers": -1}, "one worker per CPU", id="negative-workers"),

@@ -81,6 +81,22 @@ COMBINATIONS = {
         gunicorn_worker_class="gthread",
         gunicorn_workers=4,
     ),
+    "clf-jobs-embedded-queue": dict(task_queue="sqlite"),
+    "reg-jobs-redis-queue-gunicorn-alone": dict(
+        problem_type=REG,
+        task_queue="redis",
+        python_version="3.13",
+        apis=["predict", "jobs"],
+        web_server="gunicorn",
+        process_manager="none",
+    ),
+    "clf-redis-queue-without-jobs-api-no-docs": dict(
+        task_queue="redis",
+        apis=["predict"],
+        openapi_docs=False,
+        training_data="csv",
+        python_version="3.10",
+    ),
     "batch-clf-boosting": dict(serve_model=False, estimator="gradient_boosting", log_format="json"),
     "batch-reg-forest-csv-joblib": dict(
         serve_model=False,

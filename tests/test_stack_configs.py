@@ -47,9 +47,9 @@ PACKAGING = {
 # so that they do not fall into step with the three packaging cases).
 CYCLED = [
     {},
-    dict(gunicorn_workers=3, log_format="json"),
+    dict(gunicorn_workers=3, log_format="json", task_queue="sqlite"),
     dict(public_port=8080, training_data="csv"),
-    dict(log_format="json", training_data="csv", problem_type="regression"),
+    dict(log_format="json", training_data="csv", problem_type="regression", task_queue="redis"),
 ]
 
 # What supervisord does with its configuration before it starts anything: parse it, then
@@ -88,6 +88,8 @@ def test_every_file_passes_the_program_that_reads_it(project, service_bin):
     if (project / "deploy" / "supervisord.conf").exists():
         programs = check_supervisor(project, service_bin)
         assert ("nginx" in programs) == (project / "deploy" / "nginx.conf").exists()
+        queue = yaml.safe_load((project / ".copier-answers.yml").read_text())["task_queue"]
+        assert ("worker" in programs) == (queue != "none")
     if (project / "deploy" / "nginx.conf").exists():
         check_nginx(project)
     if (project / "Dockerfile").exists():
@@ -186,9 +188,36 @@ def check_compose(project: Path) -> None:
         for error in compose_validator().iter_errors(compose)
     ]
     assert not errors, "docker-compose.yml breaks the Compose specification:\n" + "\n".join(errors)
-    (service,) = compose["services"].values()
+    services = compose["services"]
+    # The web service publishes the port; a queue worker and Redis, when chosen, publish none.
+    (service,) = [service for service in services.values() if "ports" in service]
     healthcheck = instructions(project / "Dockerfile")["HEALTHCHECK"][-1]
     assert ["CMD", *json.loads(healthcheck.split(" CMD ", 1)[1])] == service["healthcheck"]["test"]
+    check_compose_queue(project, services)
+
+
+def check_compose_queue(project: Path, services: dict[str, Any]) -> None:
+    """The queue's services: a worker stopped gracefully, sharing the web service's state."""
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    queue = answers.get("task_queue", "none")
+    (web,) = [service for service in services.values() if "ports" in service]
+    supervised = (project / "deploy" / "supervisord.conf").exists()
+    assert ("worker" in services) == (queue != "none" and not supervised)
+    assert ("redis" in services) == (queue == "redis")
+    if "worker" in services:
+        worker = services["worker"]
+        assert worker["image"] == web["image"]
+        assert worker["stop_signal"] == "SIGINT"  # huey's graceful stop
+        assert worker["healthcheck"] == {"disable": True}
+        # It retrains into the model volume the web service loads from, and shares the queue.
+        assert set(web["volumes"]) <= set(worker["volumes"])
+        assert worker.get("environment") == web.get("environment")
+    if queue == "sqlite":
+        assert "var:/app/var" in web["volumes"]
+    if queue == "redis":
+        assert web["environment"]["REDIS_URL"] == "${REDIS_URL:-redis://redis:6379/0}"
+        assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+        assert "ports" not in services["redis"]
 
 
 def test_a_missing_system_tool_skips_the_test_but_fails_it_under_ci(monkeypatch):

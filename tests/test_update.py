@@ -117,6 +117,17 @@ ANSWER_CHANGES = [
         id="add-nginx",
     ),
     pytest.param({}, {"dockerfile": False, "docker_compose": False}, id="drop-docker"),
+    pytest.param(
+        {},
+        {"task_queue": "sqlite", "apis": ["predict", "predict_proba", "evaluate", "jobs"]},
+        id="jobs-on-embedded-queue",
+    ),
+    pytest.param({"task_queue": "sqlite"}, {"task_queue": "redis"}, id="embedded-queue-to-redis"),
+    pytest.param(
+        {"task_queue": "redis"},
+        {"task_queue": "none", "apis": ["predict", "predict_proba", "evaluate"]},
+        id="jobs-off",
+    ),
     pytest.param({}, {"serve_model": False, "apis": [], "openapi_docs": False}, id="stop-serving"),
     pytest.param(
         {"serve_model": False, "apis": [], "openapi_docs": False},

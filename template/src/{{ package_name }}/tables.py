@@ -65,6 +65,8 @@ def _read(path: Path) -> tuple[list[str], list[list[str]]]:
             header, *rows = list(csv.reader(table))
     except FileNotFoundError:
         raise TableError(f"{path}: no such file") from None
+    except UnicodeDecodeError as error:  # a ValueError too: caught before the next clause
+        raise TableError(f"{path}: not UTF-8 text (byte {error.start} cannot be decoded)") from None
     except ValueError:  # an empty file has no header to unpack
         raise TableError(f"{path}: the file is empty; it needs a header row") from None
     if not rows:
