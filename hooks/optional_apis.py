@@ -31,9 +31,7 @@ OPTIONAL_APIS = (
         (("POST", "/jobs"), ("POST", "/jobs/train"), ("GET", "/jobs/<job_id>")),
         lambda a: "jobs" in a.apis,
     ),
-    OptionalApi(
-        "predictions", (("GET", "/predictions"),), lambda a: a.prediction_store != "none"
-    ),
+    OptionalApi("predictions", (("GET", "/predictions"),), lambda a: a.prediction_store != "none"),
 )
 
 # Ranks order inserted lines; iterating either mapping follows the canonical order.
