@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, String
+from sqlalchemy import JSON, BigInteger, DateTime, Double, Integer, MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Constraint and index names follow one convention, so that migrations can name what they drop
@@ -47,4 +47,4 @@ class Prediction(Base):
     # The response's results, one per row: labels or values, or {class: probability} objects.
     outputs: Mapped[list[Any]] = mapped_column(JSON)
     # The time the service took, from the request's arrival to the response, in milliseconds.
-    latency_ms: Mapped[float]
+    latency_ms: Mapped[float] = mapped_column(Double)
