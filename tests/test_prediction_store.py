@@ -55,8 +55,11 @@ class Postgres:
     process: subprocess.Popen | None = None
 
     def as_postgres(self, command: list[str]) -> list[str]:
-        # PostgreSQL refuses to run as root: as root, run it as the `postgres` user.
-        return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+        # PostgreSQL refuses to run as root: as root, run it as the `postgres` user. setpriv
+        # execs the program (runuser would stay its parent, and not pass on every signal).
+        if os.geteuid() != 0:
+            return command
+        return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", *command]
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{USER}:{self.password}@127.0.0.1:{self.port}/{database}"
@@ -101,8 +104,16 @@ class Postgres:
 
     def psql(self, sql: str, database: str = "postgres", check: bool = True):
         completed = subprocess.run(
-            [str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", USER]
-            + ["-d", database, "-tA", "-c", sql],
+            [
+                self.bin / "psql",
+                "--host=127.0.0.1",
+                f"--port={self.port}",
+                f"--username={USER}",
+                f"--dbname={database}",
+                "--tuples-only",
+                "--no-align",
+                f"--command={sql}",
+            ],
             capture_output=True,
             text=True,
             env={**os.environ, "PGPASSWORD": self.password, "PGCONNECT_TIMEOUT": "3"},
@@ -128,8 +139,14 @@ def postgres() -> Iterator[Postgres]:
             shutil.chown(root / "password", "postgres")
         subprocess.run(
             server.as_postgres(
-                [str(bin_dir / "initdb"), "-D", str(root / "data"), "-U", USER]
-                + [f"--pwfile={root / 'password'}", "--auth=scram-sha-256", "-E", "UTF8"]
+                [
+                    str(bin_dir / "initdb"),
+                    f"--pgdata={root / 'data'}",
+                    f"--username={USER}",
+                    f"--pwfile={root / 'password'}",
+                    "--auth=scram-sha-256",
+                    "--encoding=UTF8",
+                ]
             ),
             check=True,
             capture_output=True,
@@ -149,9 +166,7 @@ def project(copier_template, tmp_path_factory, service_bin) -> Path:
         tmp_path_factory.mktemp("store") / "project",
         dict(prediction_store="postgresql", web_server="gunicorn", process_manager="none"),
     )
-    run_gate(
-        ["make", "train", f"VENV={service_bin.parent}"], project, {"PYTHONPATH": "src"}
-    )
+    run_gate(["make", "train", f"VENV={service_bin.parent}"], project, {"PYTHONPATH": "src"})
     return project
 
 
@@ -296,13 +311,19 @@ def test_no_password_in_the_answers_or_the_image(project):
     assert "${POSTGRES_PASSWORD:?" in compose
     # .env holds it beside docker-compose.yml: ignored by git, and out of the build context.
     assert ".env" in (project / ".gitignore").read_text().split()
-    assert (project / ".dockerignore").read_text().splitlines()[0] == "*"
+    dockerignore = (project / ".dockerignore").read_text().splitlines()
+    assert "*" in dockerignore
+    assert "!.env" not in dockerignore
 
 
-def test_sqlite_store_through_the_whole_stack(copier_template, tmp_path_factory, serve, service_bin):
+def test_sqlite_store_through_the_whole_stack(
+    copier_template, tmp_path_factory, serve, service_bin
+):
     """The defaults' stack (supervisord, nginx, gunicorn) with the SQLite store, through nginx."""
     project = render(
-        copier_template, tmp_path_factory.mktemp("store") / "project", {"prediction_store": "sqlite"}
+        copier_template,
+        tmp_path_factory.mktemp("store") / "project",
+        {"prediction_store": "sqlite"},
     )
     run_gate(["make", "train", f"VENV={service_bin.parent}"], project, {"PYTHONPATH": "src"})
     stack = serve(project)
