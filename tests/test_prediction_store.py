@@ -237,6 +237,14 @@ def wait_for_records(stack: Stack, request_ids: set[str]) -> list[dict]:
         time.sleep(0.2)
 
 
+def wait_for_log(stack: Stack, text: str) -> None:
+    deadline = time.monotonic() + RECORDED_WITHIN
+    while text not in stack.log.read_text():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{text!r} not logged within {RECORDED_WITHIN} s:\n{stack.log.read_text()}")
+        time.sleep(0.1)
+
+
 def fresh_database(postgres: Postgres) -> str:
     name = f"store_{secrets.token_hex(4)}"
     postgres.psql(f"CREATE DATABASE {name}")
@@ -268,6 +276,8 @@ def test_predictions_are_stored_and_survive_an_outage(postgres, project, serve):
         for request_id in during:
             predict(stack, request_id)
         assert stack.request("GET", "/readyz").status == 200
+        # Not back before a writer thread has found the database gone.
+        wait_for_log(stack, "buffering up to")
     finally:
         postgres.start()
     # Back by itself: the buffered records are written, reads answer again.
