@@ -48,8 +48,10 @@ PACKAGING = {
 CYCLED = [
     {},
     dict(gunicorn_workers=3, log_format="json"),
-    dict(public_port=8080, training_data="csv"),
-    dict(log_format="json", training_data="csv", problem_type="regression"),
+    dict(public_port=8080, training_data="csv", prediction_store="postgresql"),
+    dict(
+        log_format="json", training_data="csv", problem_type="regression", prediction_store="sqlite"
+    ),
 ]
 
 # What supervisord does with its configuration before it starts anything: parse it, then
@@ -186,7 +188,8 @@ def check_compose(project: Path) -> None:
         for error in compose_validator().iter_errors(compose)
     ]
     assert not errors, "docker-compose.yml breaks the Compose specification:\n" + "\n".join(errors)
-    (service,) = compose["services"].values()
+    # The service built from the Dockerfile; a prediction store adds its database's.
+    (service,) = [service for service in compose["services"].values() if "build" in service]
     healthcheck = instructions(project / "Dockerfile")["HEALTHCHECK"][-1]
     assert ["CMD", *json.loads(healthcheck.split(" CMD ", 1)[1])] == service["healthcheck"]["test"]
 
