@@ -82,7 +82,6 @@ class PredictionStore:
         self._outage: SQLAlchemyError | None = None  # set while the database is unreachable
         self._dropped_in_outage = 0
         self._thread: threading.Thread | None = None
-        self._pid = 0
         _open_stores.add(self)
 
     # ------------------------------------------------------------------ the request side
@@ -95,18 +94,17 @@ class PredictionStore:
                 self._drop(1)
             self._pending.append(record)
             full_batch = len(self._pending) >= self.batch_size
-        if self._thread is None or self._pid != os.getpid():
+        if self._thread is None:
             self._start()
         if full_batch:
             self._wake.set()
 
     def _start(self) -> None:
         # Started by the first record, in the process that makes it: a thread started before
-        # gunicorn forks its workers would not exist in them.
+        # a fork (gunicorn's preload_app) would not exist in the forked worker.
         with self._lock:
-            if self._closed or (self._thread is not None and self._pid == os.getpid()):
+            if self._closed or self._thread is not None:
                 return
-            self._pid = os.getpid()
             self._thread = threading.Thread(
                 target=self._run, name="prediction-store-writer", daemon=True
             )
@@ -219,7 +217,7 @@ class PredictionStore:
                 return
             self._closed = True
         self._wake.set()
-        if self._thread is not None and self._pid == os.getpid():
+        if self._thread is not None:
             self._thread.join(timeout)
         if not self.flush():
             log.error("prediction store: %d records lost on shutdown", len(self._pending))
@@ -276,3 +274,20 @@ _open_stores: weakref.WeakSet[PredictionStore] = weakref.WeakSet()
 def close_all() -> None:
     for store in list(_open_stores):
         store.close()
+
+
+def _after_fork_in_child() -> None:
+    # A forked child has none of its parent's threads, and a lock one of them held stays
+    # locked. Each store starts afresh there: its own thread, locks and connections (the
+    # parent's are the parent's: https://docs.sqlalchemy.org/en/20/core/pooling.html), and no
+    # records, which the parent writes.
+    for store in list(_open_stores):
+        store._thread = None
+        store._lock = threading.Lock()
+        store._write_lock = threading.Lock()
+        store._wake = threading.Event()
+        store._pending.clear()
+        store.engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
