@@ -117,6 +117,11 @@ ANSWER_CHANGES = [
         id="add-nginx",
     ),
     pytest.param({}, {"dockerfile": False, "docker_compose": False}, id="drop-docker"),
+    pytest.param({}, {"prediction_store": "sqlite"}, id="add-prediction-store"),
+    pytest.param(
+        {"prediction_store": "sqlite"}, {"prediction_store": "postgresql"}, id="store-to-postgresql"
+    ),
+    pytest.param({"prediction_store": "postgresql"}, {"prediction_store": "none"}, id="drop-store"),
     pytest.param({}, {"serve_model": False, "apis": [], "openapi_docs": False}, id="stop-serving"),
     pytest.param(
         {"serve_model": False, "apis": [], "openapi_docs": False},
