@@ -30,13 +30,16 @@ from .schema import Prediction
 
 log = logging.getLogger(__name__)
 
+# timezone.utc itself, spelt so that no Python version's linter asks for datetime.UTC (3.11+).
+UTC = timezone(timedelta(0))
+
 
 @dataclass(frozen=True)
 class Record:
     """One prediction, as the request made it; turned into a row by the writer thread."""
 
     request_id: str
-    created_at: datetime
+    created_at: float  # time.time(), in seconds since the epoch
     model_sha256: str
     endpoint: str
     inputs: np.ndarray  # the request's rows, kept as the array: .tolist() runs off the path
@@ -46,7 +49,7 @@ class Record:
     def row(self) -> dict[str, Any]:
         return {
             "request_id": self.request_id,
-            "created_at": self.created_at,
+            "created_at": datetime.fromtimestamp(self.created_at, UTC),
             "model_sha256": self.model_sha256,
             "endpoint": self.endpoint,
             "inputs": self.inputs.tolist(),
@@ -245,14 +248,6 @@ class PredictionStore:
             {**row, "created_at": _as_utc(row["created_at"]).isoformat(timespec="milliseconds")}
             for row in rows
         ]
-
-
-# timezone.utc itself, spelt so that no Python version's linter asks for datetime.UTC (3.11+).
-UTC = timezone(timedelta(0))
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _as_utc(moment: datetime) -> datetime:
