@@ -96,10 +96,12 @@ class PredictionStore:
                 self._pending.popleft()
                 self._drop(1)
             self._pending.append(record)
-            full_batch = len(self._pending) >= self.batch_size
+            # A full batch is written at once; not while the database is down, where the
+            # thread's growing pause between retries stands.
+            write_now = len(self._pending) >= self.batch_size and self._outage is None
         if self._thread is None:
             self._start()
-        if full_batch:
+        if write_now:
             self._wake.set()
 
     def _start(self) -> None:
@@ -172,14 +174,24 @@ class PredictionStore:
     def _insert(self, batch: list[Record]) -> None:
         rows = [record.row() for record in batch]
         if self._outage is not None:
-            # The database may be back, but fresh: the service could not migrate it at start-up.
-            from .database import migrate
-
-            migrate(self.engine.url)
+            self._migrate()
         # One statement for the batch: SQLAlchemy sends it as executemany, or as multi-row
         # VALUES where the driver supports it ("insertmanyvalues").
         with self.engine.begin() as connection:
             connection.execute(insert(Prediction), rows)
+
+    def _migrate(self) -> None:
+        # The database may be back but fresh: the service could not migrate it at start-up.
+        # Whatever stops the migrations, the insert that follows tells whether writing works
+        # (a database already at a newer revision, say, takes these records all the same).
+        from .database import migrate
+
+        try:
+            migrate(self.engine.url)
+        except SQLAlchemyError:
+            pass  # still down: the insert fails too, and says so
+        except Exception as error:
+            log.warning("prediction store: migrations failed: %s", first_line(error))
 
     def _requeue(self, batch: list[Record]) -> None:
         # Back at the front, in order; past the bound, the oldest records go.
