@@ -314,6 +314,14 @@ def test_a_stopping_worker_writes_what_it_buffers(postgres, project, serve):
     assert count == "1", stack.log.read_text()
 
 
+def test_the_migrations_match_the_models_on_postgresql(postgres, project, service_bin):
+    """`make migrate`, then the `alembic` command line (pyproject.toml) finds nothing to add."""
+    environment = {"PYTHONPATH": "src", "DATABASE_URL": postgres.url(fresh_database(postgres))}
+    run_gate(["make", "migrate", f"VENV={service_bin.parent}"], project, environment)
+    output = run_gate([str(service_bin / "alembic"), "check"], project, environment)
+    assert "No new upgrade operations detected" in output
+
+
 def test_no_password_in_the_answers_or_the_image(project):
     answers = (project / ".copier-answers.yml").read_text()
     assert "password" not in answers.lower()
