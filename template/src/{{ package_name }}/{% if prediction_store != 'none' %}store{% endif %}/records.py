@@ -84,6 +84,7 @@ class PredictionStore:
         self._closed = False
         self._outage: SQLAlchemyError | None = None  # set while the database is unreachable
         self._dropped_in_outage = 0
+        self._reads_failing = False
         self._thread: threading.Thread | None = None
         _open_stores.add(self)
 
@@ -254,8 +255,18 @@ class PredictionStore:
         query = select(Prediction.__table__).order_by(Prediction.id.desc()).limit(limit)
         if before_id is not None:
             query = query.where(Prediction.id < before_id)
-        with self.engine.connect() as connection:
-            rows = connection.execute(query).mappings().all()
+        try:
+            with self.engine.connect() as connection:
+                rows = connection.execute(query).mappings().all()
+        except SQLAlchemyError as error:
+            # Logged once until a read works again, however often a dashboard polls.
+            if not self._reads_failing:
+                self._reads_failing = True
+                log.warning("prediction store: reads fail: %s", first_line(error))
+            raise
+        if self._reads_failing:
+            self._reads_failing = False
+            log.warning("prediction store: reads work again")
         return [
             {**row, "created_at": _as_utc(row["created_at"]).isoformat(timespec="milliseconds")}
             for row in rows
