@@ -82,6 +82,11 @@ REFUSED = [
         "A Dockerfile needs serve_model=true",
         id="dockerfile-without-serving",
     ),
+    pytest.param(
+        {"serve_model": False, "prediction_store": "sqlite"},
+        "prediction_store needs serve_model=true",
+        id="prediction-store-without-serving",
+    ),
 ]
 
 

@@ -97,6 +97,22 @@ COMBINATIONS = {
         training_data="csv",
         python_version="3.10",
     ),
+    # The prediction store: its own tests run on SQLite for both choices (the PostgreSQL
+    # server is tests/test_prediction_store.py's), across Python versions and API sets.
+    # Both embedded: the queue's and the store's SQLite files share var/.
+    "clf-sqlite-store-and-queue-gthread": dict(
+        prediction_store="sqlite", task_queue="sqlite", gunicorn_worker_class="gthread"
+    ),
+    "clf-sqlite-store-proba-only": dict(
+        prediction_store="sqlite", apis=["predict_proba"], python_version="3.13"
+    ),
+    "reg-postgresql-store-csv-py310": dict(
+        problem_type=REG,
+        prediction_store="postgresql",
+        training_data="csv",
+        apis=["predict", "evaluate"],
+        python_version="3.10",
+    ),
     "batch-clf-boosting": dict(serve_model=False, estimator="gradient_boosting", log_format="json"),
     "batch-reg-forest-csv-joblib": dict(
         serve_model=False,

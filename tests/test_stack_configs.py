@@ -47,8 +47,8 @@ PACKAGING = {
 # so that they do not fall into step with the three packaging cases).
 CYCLED = [
     {},
-    dict(gunicorn_workers=3, log_format="json", task_queue="sqlite"),
-    dict(public_port=8080, training_data="csv"),
+    dict(gunicorn_workers=3, log_format="json", task_queue="sqlite", prediction_store="sqlite"),
+    dict(public_port=8080, training_data="csv", task_queue="redis", prediction_store="postgresql"),
     dict(log_format="json", training_data="csv", problem_type="regression", task_queue="redis"),
 ]
 
@@ -189,8 +189,9 @@ def check_compose(project: Path) -> None:
     ]
     assert not errors, "docker-compose.yml breaks the Compose specification:\n" + "\n".join(errors)
     services = compose["services"]
-    # The web service publishes the port; a queue worker and Redis, when chosen, publish none.
-    (service,) = [service for service in services.values() if "ports" in service]
+    # The service built from the Dockerfile; a queue worker (the same image), Redis and
+    # PostgreSQL, when chosen, build nothing.
+    (service,) = [service for service in services.values() if "build" in service]
     healthcheck = instructions(project / "Dockerfile")["HEALTHCHECK"][-1]
     assert ["CMD", *json.loads(healthcheck.split(" CMD ", 1)[1])] == service["healthcheck"]["test"]
     check_compose_queue(project, services)
@@ -211,7 +212,10 @@ def check_compose_queue(project: Path, services: dict[str, Any]) -> None:
         assert worker["healthcheck"] == {"disable": True}
         # It retrains into the model volume the web service loads from, and shares the queue.
         assert set(web["volumes"]) <= set(worker["volumes"])
-        assert worker.get("environment") == web.get("environment")
+        # The same queue; the store's settings stay with the web service, which alone records.
+        assert worker.get("environment", {}).get("REDIS_URL") == web.get("environment", {}).get(
+            "REDIS_URL"
+        )
     if queue == "sqlite":
         assert "var:/app/var" in web["volumes"]
     if queue == "redis":

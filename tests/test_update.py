@@ -128,6 +128,11 @@ ANSWER_CHANGES = [
         {"task_queue": "none", "apis": ["predict", "predict_proba", "evaluate"]},
         id="jobs-off",
     ),
+    pytest.param({}, {"prediction_store": "sqlite"}, id="add-prediction-store"),
+    pytest.param(
+        {"prediction_store": "sqlite"}, {"prediction_store": "postgresql"}, id="store-to-postgresql"
+    ),
+    pytest.param({"prediction_store": "postgresql"}, {"prediction_store": "none"}, id="drop-store"),
     pytest.param({}, {"serve_model": False, "apis": [], "openapi_docs": False}, id="stop-serving"),
     pytest.param(
         {"serve_model": False, "apis": [], "openapi_docs": False},
