@@ -25,11 +25,13 @@ ESTIMATORS: dict[tuple[str, str], Estimator] = {
     ("linear", "classification"): Estimator(
         "sklearn.linear_model", "LogisticRegression", "max_iter=1000", True, True
     ),
-    ("linear", "regression"): Estimator(
-        "sklearn.linear_model", "Ridge", "alpha=1.0", True, True
-    ),
+    ("linear", "regression"): Estimator("sklearn.linear_model", "Ridge", "alpha=1.0", True, True),
     ("random_forest", "classification"): Estimator(
-        "sklearn.ensemble", "RandomForestClassifier", "n_estimators=100, random_state=0", False, True
+        "sklearn.ensemble",
+        "RandomForestClassifier",
+        "n_estimators=100, random_state=0",
+        False,
+        True,
     ),
     ("random_forest", "regression"): Estimator(
         "sklearn.ensemble", "RandomForestRegressor", "n_estimators=100, random_state=0", False, True
