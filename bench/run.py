@@ -16,6 +16,9 @@ workers) on a free loopback port. Beside them, on the same stack, it serves:
     `bentoml serve`, each from a virtual environment of its own (bench/peers.py), with the
     same nginx and supervisord in front. Left out with --no-peers, or if pip cannot install them.
 
+Both renders use the default model format, ONNX (onnxruntime, no scikit-learn in the workers);
+plain is the scikit-learn reference.
+
 Both are copies of the rendered default project with gunicorn's `wsgi_app` pointed at the
 bench app, so nginx.conf, gunicorn.conf.py and supervisord.conf are byte for byte the ones the
 service runs with. wrk loads each at c=8 and c=64 with a one-row and a 100-row body; every
@@ -523,7 +526,8 @@ def versions() -> dict[str, str]:
     script = (
         "import importlib.metadata as m, json, platform; "
         "print(json.dumps({'python': platform.python_version(), **{p: m.version(p) for p in "
-        "['scikit-learn', 'numpy', 'flask', 'werkzeug', 'gunicorn', 'supervisor']}}))"
+        "['scikit-learn', 'numpy', 'onnxruntime', 'skl2onnx', 'orjson', 'flask', 'werkzeug', "
+        "'gunicorn', 'supervisor']}}))"
     )
     found = json.loads(run([str(python), "-c", script], REPO))
     nginx = subprocess.run(["/usr/sbin/nginx", "-v"], capture_output=True, text=True, check=False)
@@ -549,7 +553,12 @@ def machine() -> dict[str, str]:
 
 
 def write_results(
-    path: Path, context: dict, summaries, rss: dict[str, list[float]], restarts: dict[str, int]
+    path: Path,
+    context: dict,
+    summaries,
+    rss: dict[str, list[float]],
+    restarts: dict[str, int],
+    rss_after: dict[str, list[float]],
 ) -> None:
     """bench/RESULTS.md: the table, the targets, per-worker RSS, timings, versions, machine."""
     spreads = [s.spread for s in summaries.values()]
@@ -567,9 +576,10 @@ def write_results(
         "rounds' p50, p99 the worst round's p99. Spread is (max - min) / mean of the rounds' "
         "req/s.",
         "",
-        "Stacks: **service** = the default render (linear model); **forest** = the "
-        "`estimator=random_forest` render; **ceiling** = bench/null_app.py (constant answer); "
-        "**plain** = bench/plain_app.py (the same forest in a plain Flask view). All four run the "
+        "Stacks: **service** = the default render (linear model, ONNX); **forest** = the "
+        "`estimator=random_forest` render (ONNX); **ceiling** = bench/null_app.py (constant "
+        "answer); **plain** = bench/plain_app.py (the same forest in a plain Flask + "
+        "scikit-learn view). All four run the "
         "rendered nginx.conf, gunicorn.conf.py and supervisord.conf; only gunicorn's `wsgi_app` "
         "differs. **mlflow** and **bentoml** = the default render's pipeline, fitted on the same "
         "data in each peer's own environment, served by `mlflow models serve` (uvicorn) and "
@@ -589,16 +599,20 @@ def write_results(
         f"max {max(spreads):.1%} over {len(spreads)} groups. Targets whose ratio is within "
         "the spread of 1.0 are not distinguishable on this machine.",
         "",
-        "## Workers: RSS after warm-up, replacements while measured",
+        "## Workers: RSS after warm-up and after measuring, replacements while measured",
         "",
         'Replacements count gunicorn\'s "Booting worker" lines during the measurements '
-        "(max_requests = 1000 with jitter recycles each worker every ~1000 requests; a new worker "
-        "imports the app and loads the model before it serves).",
+        "(gunicorn.conf.py sets max_requests = 0, so any is a crash or a timeout; a new worker "
+        "imports the app and loads the model before it serves). RSS after measuring shows "
+        "whether a worker grows under load.",
         "",
-        "| stack | each worker's RSS (MiB) | workers replaced while measured |",
-        "| --- | --- | ---: |",
+        "| stack | each worker's RSS after warm-up (MiB) | after measuring (MiB) "
+        "| workers replaced while measured |",
+        "| --- | --- | --- | ---: |",
         *[
-            f"| {name} | {', '.join(f'{r:.1f}' for r in values)} | {restarts.get(name, '')} |"
+            f"| {name} | {', '.join(f'{r:.1f}' for r in values)} "
+            f"| {', '.join(f'{r:.1f}' for r in rss_after.get(name, []))} "
+            f"| {restarts.get(name, '')} |"
             for name, values in rss.items()
         ],
         "",
@@ -765,6 +779,7 @@ def main(argv: list[str]) -> int:
             # Workers replaced while measured (max_requests, or crashes): each replacement
             # re-imports the app and reloads the model while its share of requests waits.
             restarts = {s.name: worker_boots(s) - boots_before[s.name] for s in stacks}
+            rss_after = {s.name: [rss_mib(pid) for pid in gunicorn_workers(s)] for s in stacks}
         except KeyboardInterrupt:
             interrupted = True
         finally:
@@ -783,6 +798,7 @@ def main(argv: list[str]) -> int:
     print()
     print("\n".join(target_lines(summaries)))
     print("per-worker RSS (MiB):", {k: [round(v, 1) for v in vs] for k, vs in rss.items()})
+    print("... after measuring:", {k: [round(v, 1) for v in vs] for k, vs in rss_after.items()})
     print("workers replaced while measured:", restarts)
     elapsed = time.monotonic() - started
     print(
@@ -806,7 +822,7 @@ def main(argv: list[str]) -> int:
             },
             machine=machine_at_start,
         )
-        write_results(options.output, context, summaries, rss, restarts)
+        write_results(options.output, context, summaries, rss, restarts, rss_after)
         print(f"written: {options.output}")
     return 0
 

@@ -17,24 +17,32 @@ class Estimator(NamedTuple):
     name: str
     arguments: str  # keyword arguments, as Python source, for the generated pipeline
     needs_scaling: bool  # linear models want standardised features; trees do not
+    # skl2onnx converts it to an ONNX graph that onnxruntime runs with scikit-learn's results.
+    converts_to_onnx: bool
 
 
 ESTIMATORS: dict[tuple[str, str], Estimator] = {
     ("linear", "classification"): Estimator(
-        "sklearn.linear_model", "LogisticRegression", "max_iter=1000", True
+        "sklearn.linear_model", "LogisticRegression", "max_iter=1000", True, True
     ),
-    ("linear", "regression"): Estimator("sklearn.linear_model", "Ridge", "alpha=1.0", True),
+    ("linear", "regression"): Estimator("sklearn.linear_model", "Ridge", "alpha=1.0", True, True),
     ("random_forest", "classification"): Estimator(
-        "sklearn.ensemble", "RandomForestClassifier", "n_estimators=100, random_state=0", False
+        "sklearn.ensemble",
+        "RandomForestClassifier",
+        "n_estimators=100, random_state=0",
+        False,
+        True,
     ),
     ("random_forest", "regression"): Estimator(
-        "sklearn.ensemble", "RandomForestRegressor", "n_estimators=100, random_state=0", False
+        "sklearn.ensemble", "RandomForestRegressor", "n_estimators=100, random_state=0", False, True
     ),
+    # skl2onnx 1.20's converter for these writes each node's boolean missing-value direction
+    # into an integer attribute, which onnx 1.23 refuses ("Expected an int, got a boolean").
     ("gradient_boosting", "classification"): Estimator(
-        "sklearn.ensemble", "HistGradientBoostingClassifier", "random_state=0", False
+        "sklearn.ensemble", "HistGradientBoostingClassifier", "random_state=0", False, False
     ),
     ("gradient_boosting", "regression"): Estimator(
-        "sklearn.ensemble", "HistGradientBoostingRegressor", "random_state=0", False
+        "sklearn.ensemble", "HistGradientBoostingRegressor", "random_state=0", False, False
     ),
 }
 
@@ -69,6 +77,10 @@ def needs_scaling(family: str) -> bool:
     return lookup(family, "classification").needs_scaling
 
 
+def converts_to_onnx(family: str, problem_type: str) -> bool:
+    return lookup(family, problem_type).converts_to_onnx
+
+
 def sample_dataset(problem_type: str) -> str:
     return SAMPLE_DATASETS[problem_type]
 
@@ -83,5 +95,6 @@ class EstimatorExtension(Extension):
             estimator_class=estimator_class,
             estimator_arguments=estimator_arguments,
             needs_scaling=needs_scaling,
+            converts_to_onnx=converts_to_onnx,
             sample_dataset=sample_dataset,
         )

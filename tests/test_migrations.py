@@ -39,7 +39,9 @@ def test_an_unedited_project_upgrades_to_exactly_a_fresh_copy(template, tmp_path
     project = copy_v1(template, tmp_path / "project")
     assert (project / "logging.conf").is_file()
     update(project)
-    assert tree(project) == tree(copy(template, tmp_path / "fresh"))
+    # 0.1.0 recorded its default format, skops, as the project's answer, and an update keeps
+    # answers: the project does not switch to ONNX (nor its models/ to another file) unasked.
+    assert tree(project) == tree(copy(template, tmp_path / "fresh", model_format="skops"))
 
 
 def test_edits_to_the_moved_logging_conf_follow_it(template, tmp_path):

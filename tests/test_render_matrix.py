@@ -1,5 +1,8 @@
 """Every supported combination renders, is fully rendered, lints clean, and passes its own tests.
 
+The model formats: the defaults (and every linear or forest answer without one) are ONNX,
+gradient boosting falls back to skops, and joblib and skops are asked for explicitly.
+
 The combinations follow cookiecutter-django's list-of-cases style: the options that interact
 (problem type x estimator x serving x APIs x docs x format x data) are crossed deliberately,
 the independent ones (Python version, log format, and the runtime and packaging options, whose
@@ -29,8 +32,9 @@ COMBINATIONS = {
         process_manager="none",
         dockerfile=False,
     ),
-    "clf-forest-proba-evaluate-gthread": dict(
+    "clf-forest-onnx-proba-evaluate-gthread": dict(
         estimator="random_forest",
+        model_format="onnx",
         apis=["predict_proba", "evaluate"],
         gunicorn_worker_class="gthread",
         gunicorn_workers=2,
@@ -53,8 +57,15 @@ COMBINATIONS = {
         python_version="3.13",
         docker_compose=False,
     ),
-    "reg-linear-gunicorn-alone-sync": dict(
-        problem_type=REG, web_server="gunicorn", gunicorn_worker_class="sync"
+    "reg-linear-onnx-gunicorn-alone-sync": dict(
+        problem_type=REG, model_format="onnx", web_server="gunicorn", gunicorn_worker_class="sync"
+    ),
+    "reg-forest-onnx-csv-predict-evaluate": dict(
+        problem_type=REG,
+        estimator="random_forest",
+        model_format="onnx",
+        training_data="csv",
+        python_version="3.13",
     ),
     "reg-forest-joblib-evaluate-only": dict(
         problem_type=REG,
@@ -71,8 +82,9 @@ COMBINATIONS = {
         python_version="3.12",
         dockerfile=False,
     ),
-    "reg-linear-csv-predict-docs-gunicorn-supervised": dict(
+    "reg-linear-skops-csv-predict-docs-gunicorn-supervised": dict(
         problem_type=REG,
+        model_format="skops",
         training_data="csv",
         apis=["predict"],
         python_version="3.10",
@@ -122,7 +134,7 @@ COMBINATIONS = {
         model_format="joblib",
         python_version="3.13",
     ),
-    "batch-reg-linear": dict(serve_model=False, problem_type=REG, python_version="3.12"),
+    "batch-reg-linear-onnx": dict(serve_model=False, problem_type=REG, python_version="3.12"),
 }
 
 # Openings are enough: a closing "}}" is ordinary Python (nested dict literals).

@@ -320,5 +320,5 @@ def test_a_changed_nginx_directive_survives_a_change_the_template_makes_there(te
 
     text = nginx.read_text()
     assert "worker_processes 2;" in text and "gzip on;" in text
-    assert "access_log /dev/stdout json;" in text
+    assert "access_log /dev/stdout json buffer=64k flush=1s;" in text
     assert not unmerged(project)

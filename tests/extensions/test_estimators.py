@@ -7,7 +7,13 @@ import importlib
 import pytest
 from sklearn.base import is_classifier, is_regressor
 
-from extensions.estimators import ESTIMATORS, lookup, needs_scaling, sample_dataset
+from extensions.estimators import (
+    ESTIMATORS,
+    converts_to_onnx,
+    lookup,
+    needs_scaling,
+    sample_dataset,
+)
 
 FAMILIES = ["linear", "random_forest", "gradient_boosting"]
 PROBLEM_TYPES = ["classification", "regression"]
@@ -29,6 +35,13 @@ def test_the_table_covers_exactly_the_questionnaire():
 
 def test_only_linear_models_ask_for_scaling():
     assert [needs_scaling(family) for family in FAMILIES] == [True, False, False]
+
+
+@pytest.mark.parametrize("problem_type", PROBLEM_TYPES)
+def test_only_gradient_boosting_has_no_onnx_converter(problem_type):
+    # The render matrix trains and checks an ONNX project for each family that converts.
+    converts = [converts_to_onnx(family, problem_type) for family in FAMILIES]
+    assert converts == [True, True, False]
 
 
 def test_an_unknown_pair_names_both_answers():

@@ -12,7 +12,7 @@ def test_model_reports_its_metadata(client, model):
     info = response.json
     assert info["feature_names"] == model.feature_names
     assert info["problem_type"] == model.metadata["problem_type"]
-    assert info["estimator"] == model.pipeline[-1].__class__.__name__
+    assert info["estimator"] == model.metadata["estimator"]
     assert info.get("classes") == model.metadata.get("classes")
     assert info["sklearn_version"] == sklearn.__version__
     assert info["trained_at"] == model.metadata["trained_at"]

@@ -43,7 +43,11 @@ def openapi_paths(components: dict[str, Any]) -> dict[str, Any]:
             "example": {"$ref": "#/components/schemas/Features"},
             "artifact": {
                 "type": "object",
-                "properties": {"name": {"type": "string"}, "sha256": {"type": "string"}},
+                "properties": {
+                    "name": {"type": "string"},
+                    "format": {"type": "string", "enum": ["onnx", "skops", "joblib"]},
+                    "sha256": {"type": "string"},
+                },
             },
         },
     }
