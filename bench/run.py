@@ -779,7 +779,7 @@ def main(argv: list[str]) -> int:
             # Workers replaced while measured (max_requests, or crashes): each replacement
             # re-imports the app and reloads the model while its share of requests waits.
             restarts = {s.name: worker_boots(s) - boots_before[s.name] for s in stacks}
-            rss_after = {s.name: [rss_mib(pid) for pid in gunicorn_workers(s)] for s in stacks}
+            rss_after = {s.name: [rss_mib(pid) for pid in server_processes(s)] for s in stacks}
         except KeyboardInterrupt:
             interrupted = True
         finally:
