@@ -76,6 +76,26 @@ class Stack:
     with_nginx: bool
     timings: dict[str, float] = field(default_factory=dict)
 
+    @classmethod
+    def serve(cls, project: Path, service_bin: Path, environment: dict[str, str]) -> Stack:
+        """Start the project's `make serve` on a free loopback port (not waiting for it).
+
+        It runs in a session of its own, so that what is left of it is findable and stoppable.
+        """
+        port = free_port()
+        log = project / f"serve-{port}.log"
+        with log.open("w") as output:
+            make = subprocess.Popen(
+                ["make", "serve", f"VENV={service_bin.parent}", "HOST=127.0.0.1", f"PORT={port}"],
+                cwd=project,
+                env=environment,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        with_nginx = (project / "deploy" / "nginx.conf").exists()
+        return cls(project, port, make, log, with_nginx)
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
@@ -174,8 +194,7 @@ def wait_until_ready(stack: Stack) -> None:
 )
 def stack(request, copier_template, tmp_path_factory, service_bin) -> Iterator[Stack]:
     name, answers = request.param, STACKS[request.param]
-    with_nginx = answers.get("web_server", "nginx") == "nginx"
-    if with_nginx:
+    if answers.get("web_server", "nginx") == "nginx":
         system_tool("envsubst")
         system_tool("nginx")
     project = render(copier_template, tmp_path_factory.mktemp("live") / "project", answers)
@@ -183,18 +202,7 @@ def stack(request, copier_template, tmp_path_factory, service_bin) -> Iterator[S
     environment = {**os.environ, "PYTHONPATH": "src"}
     venv = f"VENV={service_bin.parent}"
     run_gate(["make", "train", venv], project, environment)
-    log = project / "serve.log"
-    port = free_port()
-    with log.open("w") as output:
-        make = subprocess.Popen(
-            ["make", "serve", venv, "HOST=127.0.0.1", f"PORT={port}"],
-            cwd=project,
-            env=environment,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # a session of its own: what is left of it is findable
-        )
-    running = Stack(project, port, make, log, with_nginx)
+    running = Stack.serve(project, service_bin, environment)
     try:
         wait_until_ready(running)
         yield running

@@ -179,25 +179,18 @@ def serve(service_bin) -> Iterator[ServiceFactory]:
     started: list[Stack] = []
 
     def start(project: Path, wait: bool = True, **environment: str) -> Stack:
-        port = free_port()
-        log = project / f"serve-{port}.log"
-        with log.open("w") as output:
-            make = subprocess.Popen(
-                ["make", "serve", f"VENV={service_bin.parent}", "HOST=127.0.0.1", f"PORT={port}"],
-                cwd=project,
-                env={
-                    **os.environ,
-                    "PYTHONPATH": "src",
-                    "WEB_CONCURRENCY": "2",
-                    # Retry a lost database every half second, not every 10: tests stay short.
-                    "FLASK_PREDICTION_STORE_MAX_RETRY_INTERVAL": "0.5",
-                    **environment,
-                },
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        stack = Stack(project, port, make, log, with_nginx=(project / "deploy/nginx.conf").exists())
+        stack = Stack.serve(
+            project,
+            service_bin,
+            {
+                **os.environ,
+                "PYTHONPATH": "src",
+                "WEB_CONCURRENCY": "2",
+                # Retry a lost database every half second, not every 10: tests stay short.
+                "FLASK_PREDICTION_STORE_MAX_RETRY_INTERVAL": "0.5",
+                **environment,
+            },
+        )
         started.append(stack)
         if wait:
             wait_until_ready(stack)

@@ -387,18 +387,7 @@ def test_the_stack_runs_the_worker_and_a_job_through_nginx(copier_template, tmp_
     metadata_path = project / "models" / "metadata.json"
     metadata = json.loads(metadata_path.read_text())
     metadata_path.write_text(json.dumps({**metadata, "trained_at": "2000-01-01T00:00:00Z"}))
-    log = project / "serve.log"
-    port = free_port()
-    with log.open("w") as output:
-        make = subprocess.Popen(
-            ["make", "serve", venv, "HOST=127.0.0.1", f"PORT={port}"],
-            cwd=project,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    stack = Stack(project, port, make, log, with_nginx=True)
+    stack = Stack.serve(project, service_bin, env)
     try:
         wait_until_ready(stack)
         workers = [p for p in stack.processes().values() if f"-m {PACKAGE} worker" in p.command]
@@ -425,8 +414,8 @@ def test_the_stack_runs_the_worker_and_a_job_through_nginx(copier_template, tmp_
         }
     finally:
         left = stack.stop()
-    assert left == [], f"left behind; make serve's log:\n{log.read_text()}"
-    assert make.returncode == 0, log.read_text()
+    assert left == [], f"left behind; make serve's log:\n{stack.log.read_text()}"
+    assert stack.make.returncode == 0, stack.log.read_text()
 
 
 def wait_until_done(stack: Stack, location: str) -> dict[str, Any]:
