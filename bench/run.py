@@ -12,12 +12,14 @@ workers) on a free loopback port. Beside them, on the same stack, it serves:
 
   * ceiling: bench/null_app.py, a Flask app answering a constant (the null endpoint);
   * plain:   bench/plain_app.py, the same random forest in a plain Flask + scikit-learn view;
+  * onnx:    the default service rendered with model_format=onnx (0.3.0's default), to show
+             what the NumPy format gains on the same linear model;
   * mlflow, bentoml: the default service's pipeline served by `mlflow models serve` and by
     `bentoml serve`, each from a virtual environment of its own (bench/peers.py), with the
     same nginx and supervisord in front. Left out with --no-peers, or if pip cannot install them.
 
-Both renders use the default model format, ONNX (onnxruntime, no scikit-learn in the workers);
-plain is the scikit-learn reference.
+The renders use their default model formats: NumPy for the linear service, ONNX for the forest
+(no scikit-learn in the workers); plain is the scikit-learn reference.
 
 Both are copies of the rendered default project with gunicorn's `wsgi_app` pointed at the
 bench app, so nginx.conf, gunicorn.conf.py and supervisord.conf are byte for byte the ones the
@@ -476,6 +478,7 @@ def result_table(summaries: dict[tuple[str, str, int], Summary]) -> list[str]:
     references = {
         "service": "ceiling",
         "forest": "plain",
+        "onnx": "ceiling",
         "plain": "ceiling",
         "mlflow": "ceiling",
         "bentoml": "ceiling",
@@ -576,10 +579,11 @@ def write_results(
         "rounds' p50, p99 the worst round's p99. Spread is (max - min) / mean of the rounds' "
         "req/s.",
         "",
-        "Stacks: **service** = the default render (linear model, ONNX); **forest** = the "
-        "`estimator=random_forest` render (ONNX); **ceiling** = bench/null_app.py (constant "
-        "answer); **plain** = bench/plain_app.py (the same forest in a plain Flask + "
-        "scikit-learn view). All four run the "
+        "Stacks: **service** = the default render (linear model, NumPy format); **onnx** = the "
+        "same with `model_format=onnx`; **forest** = the `estimator=random_forest` render "
+        "(ONNX); **ceiling** = bench/null_app.py (constant answer); **plain** = "
+        "bench/plain_app.py (the same forest in a plain Flask + scikit-learn view). All five "
+        "run the "
         "rendered nginx.conf, gunicorn.conf.py and supervisord.conf; only gunicorn's `wsgi_app` "
         "differs. **mlflow** and **bentoml** = the default render's pipeline, fitted on the same "
         "data in each peer's own environment, served by `mlflow models serve` (uvicorn) and "
@@ -709,6 +713,9 @@ def main(argv: list[str]) -> int:
             update_s = time_noop_update(work / "service")
             print(f"    copier copy {copy_s:.2f} s, copier update {update_s:.2f} s")
             projects = {"service": work / "service"}
+            if not options.smoke:
+                render(template, work / "onnx", {"model_format": "onnx"})
+                projects["onnx"] = work / "onnx"
             if with_forest:
                 render(template, work / "forest", {"estimator": "random_forest"})
                 projects["forest"] = work / "forest"
@@ -733,7 +740,7 @@ def main(argv: list[str]) -> int:
                         peer, work / "service", work / peer.name, PACKAGE, free_port()
                     )
                     running_peers[peer.name] = peer
-            order = ["ceiling", "service", "plain", "forest", *running_peers]
+            order = ["ceiling", "service", "onnx", "plain", "forest", *running_peers]
             print("==> serving", ", ".join(name for name in order if name in projects))
             for name in order:
                 if name in projects:

@@ -19,30 +19,41 @@ class Estimator(NamedTuple):
     needs_scaling: bool  # linear models want standardised features; trees do not
     # skl2onnx converts it to an ONNX graph that onnxruntime runs with scikit-learn's results.
     converts_to_onnx: bool
+    # Its fitted pipeline is an affine map (impute, standardise, coefficients) that the service
+    # evaluates with NumPy alone, in scikit-learn's own float64 arithmetic (model_format=numpy).
+    serves_with_numpy: bool
 
 
 ESTIMATORS: dict[tuple[str, str], Estimator] = {
     ("linear", "classification"): Estimator(
-        "sklearn.linear_model", "LogisticRegression", "max_iter=1000", True, True
+        "sklearn.linear_model", "LogisticRegression", "max_iter=1000", True, True, True
     ),
-    ("linear", "regression"): Estimator("sklearn.linear_model", "Ridge", "alpha=1.0", True, True),
+    ("linear", "regression"): Estimator(
+        "sklearn.linear_model", "Ridge", "alpha=1.0", True, True, True
+    ),
     ("random_forest", "classification"): Estimator(
         "sklearn.ensemble",
         "RandomForestClassifier",
         "n_estimators=100, random_state=0",
         False,
         True,
+        False,
     ),
     ("random_forest", "regression"): Estimator(
-        "sklearn.ensemble", "RandomForestRegressor", "n_estimators=100, random_state=0", False, True
+        "sklearn.ensemble",
+        "RandomForestRegressor",
+        "n_estimators=100, random_state=0",
+        False,
+        True,
+        False,
     ),
     # skl2onnx 1.20's converter for these writes each node's boolean missing-value direction
     # into an integer attribute, which onnx 1.23 refuses ("Expected an int, got a boolean").
     ("gradient_boosting", "classification"): Estimator(
-        "sklearn.ensemble", "HistGradientBoostingClassifier", "random_state=0", False, False
+        "sklearn.ensemble", "HistGradientBoostingClassifier", "random_state=0", False, False, False
     ),
     ("gradient_boosting", "regression"): Estimator(
-        "sklearn.ensemble", "HistGradientBoostingRegressor", "random_state=0", False, False
+        "sklearn.ensemble", "HistGradientBoostingRegressor", "random_state=0", False, False, False
     ),
 }
 
@@ -81,6 +92,10 @@ def converts_to_onnx(family: str, problem_type: str) -> bool:
     return lookup(family, problem_type).converts_to_onnx
 
 
+def serves_with_numpy(family: str, problem_type: str) -> bool:
+    return lookup(family, problem_type).serves_with_numpy
+
+
 def sample_dataset(problem_type: str) -> str:
     return SAMPLE_DATASETS[problem_type]
 
@@ -96,5 +111,6 @@ class EstimatorExtension(Extension):
             estimator_arguments=estimator_arguments,
             needs_scaling=needs_scaling,
             converts_to_onnx=converts_to_onnx,
+            serves_with_numpy=serves_with_numpy,
             sample_dataset=sample_dataset,
         )

@@ -32,6 +32,16 @@ REFUSED = [
         "HistGradientBoostingRegressor does not convert to ONNX",
         id="onnx-for-boosting-regressor",
     ),
+    pytest.param(
+        {"estimator": "random_forest", "model_format": "numpy"},
+        "RandomForestClassifier is not a linear model.* model_format=onnx, skops or joblib",
+        id="numpy-for-forest",
+    ),
+    pytest.param(
+        {"problem_type": "regression", "estimator": "gradient_boosting", "model_format": "numpy"},
+        "HistGradientBoostingRegressor is not a linear model.* model_format=skops or joblib",
+        id="numpy-for-boosting-regressor",
+    ),
     pytest.param({"project_name": "2 Fast"}, "must start with a letter", id="bad-slug"),
     pytest.param({"project_name": "!!!"}, "at least one letter", id="empty-slug"),
     pytest.param({"description": "  "}, "short description", id="empty-description"),
@@ -114,7 +124,7 @@ def test_defaults_give_the_served_classifier(copier, tmp_path):
     assert answers["serve_model"] is True
     assert answers["apis"] == ["predict", "predict_proba", "evaluate"]
     assert answers["openapi_docs"] is True
-    assert answers["model_format"] == "onnx"
+    assert answers["model_format"] == "numpy"
     # Derived names are computed, not asked, so they are not stored as answers.
     assert "package_name" not in answers
     assert (project.path / "src" / "iris_classifier" / "app.py").exists()
@@ -123,20 +133,22 @@ def test_defaults_give_the_served_classifier(copier, tmp_path):
 @pytest.mark.parametrize(
     ("answers", "model_format"),
     [
+        pytest.param({}, "numpy", id="logistic-regression"),
+        pytest.param({"problem_type": "regression"}, "numpy", id="ridge"),
         pytest.param({"estimator": "random_forest"}, "onnx", id="forest"),
-        pytest.param({"problem_type": "regression"}, "onnx", id="ridge"),
         # skl2onnx does not convert these (extensions/estimators.py says why): skops instead.
         pytest.param({"estimator": "gradient_boosting"}, "skops", id="boosting"),
     ],
 )
-def test_the_default_format_is_onnx_where_the_estimator_converts(
+def test_the_default_format_is_the_fastest_the_estimator_has(
     copier, tmp_path, answers, model_format
 ):
     project = copier.copy(tmp_path / "project", **answers)
     chosen = yaml.safe_load((project.path / ".copier-answers.yml").read_text())["model_format"]
     assert chosen == model_format
     artifact_code = project.path / "src" / "iris_classifier" / "serialization.py"
-    assert f'ARTIFACT_NAME = "model.{model_format}"' in artifact_code.read_text()
+    extension = {"numpy": "npz"}.get(model_format, model_format)
+    assert f'ARTIFACT_NAME = "model.{extension}"' in artifact_code.read_text()
 
 
 def test_regression_defaults_leave_out_predict_proba(copier, tmp_path):

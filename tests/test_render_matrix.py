@@ -1,7 +1,8 @@
 """Every supported combination renders, is fully rendered, lints clean, and passes its own tests.
 
-The model formats: the defaults (and every linear or forest answer without one) are ONNX,
-gradient boosting falls back to skops, and joblib and skops are asked for explicitly.
+The model formats: linear models default to NumPy (the defaults, binary and multiclass
+classifiers, regressors, with and without serving), forests to ONNX, gradient boosting to
+skops; ONNX for a linear model, joblib and skops are asked for explicitly.
 
 The combinations follow cookiecutter-django's list-of-cases style: the options that interact
 (problem type x estimator x serving x APIs x docs x format x data) are crossed deliberately,
@@ -134,7 +135,7 @@ COMBINATIONS = {
         model_format="joblib",
         python_version="3.13",
     ),
-    "batch-reg-linear-onnx": dict(serve_model=False, problem_type=REG, python_version="3.12"),
+    "batch-reg-linear-numpy": dict(serve_model=False, problem_type=REG, python_version="3.12"),
 }
 
 # Openings are enough: a closing "}}" is ordinary Python (nested dict literals).

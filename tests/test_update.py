@@ -108,7 +108,9 @@ ANSWER_CHANGES = [
         {"apis": ["evaluate"], "openapi_docs": False},
         id="apis-and-docs-off",
     ),
-    pytest.param({}, {"model_format": "joblib"}, id="skops-to-joblib"),
+    pytest.param({}, {"model_format": "joblib"}, id="numpy-to-joblib"),
+    # A project made before 0.4.0 keeps ONNX, its recorded answer, until it asks for NumPy.
+    pytest.param({"model_format": "onnx"}, {"model_format": "numpy"}, id="onnx-to-numpy"),
     pytest.param({}, {"log_format": "json", "log_level": "DEBUG"}, id="logging"),
     pytest.param({}, {"web_server": "gunicorn", "process_manager": "none"}, id="drop-nginx"),
     pytest.param(

@@ -13,6 +13,7 @@ from extensions.estimators import (
     lookup,
     needs_scaling,
     sample_dataset,
+    serves_with_numpy,
 )
 
 FAMILIES = ["linear", "random_forest", "gradient_boosting"]
@@ -42,6 +43,13 @@ def test_only_gradient_boosting_has_no_onnx_converter(problem_type):
     # The render matrix trains and checks an ONNX project for each family that converts.
     converts = [converts_to_onnx(family, problem_type) for family in FAMILIES]
     assert converts == [True, True, False]
+
+
+@pytest.mark.parametrize("problem_type", PROBLEM_TYPES)
+def test_only_linear_models_serve_with_numpy(problem_type):
+    # model_format=numpy evaluates imputer, scaler and coefficients: linear models alone.
+    served = [serves_with_numpy(family, problem_type) for family in FAMILIES]
+    assert served == [True, False, False]
 
 
 def test_an_unknown_pair_names_both_answers():

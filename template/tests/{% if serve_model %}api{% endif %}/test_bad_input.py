@@ -244,6 +244,24 @@ def test_a_chunked_body_over_max_content_length_is_413(client, endpoints, sample
         assert_refused(response, endpoint, 413, "MAX_CONTENT_LENGTH")
 
 
+def test_a_chunked_body_within_the_limit_is_read_whole(client, endpoints, dataset):
+    # The other path through the body reader: no Content-Length, read to its end.
+    features, targets = dataset.features[::3][:50].tolist(), dataset.target[::3][:50].tolist()
+    rows = [dict(zip(dataset.feature_names, row, strict=True)) for row in features]
+    for endpoint in endpoints:
+        body = {"rows": rows, **({"targets": targets} if endpoint == "/evaluate" else {})}
+        response = client.post(
+            endpoint,
+            input_stream=io.BytesIO(json.dumps(body).encode()),
+            content_type="application/json",
+            headers={"Transfer-Encoding": "chunked"},
+            environ_overrides={"wsgi.input_terminated": True},
+        )
+        assert response.status_code == 200, response.json
+        if endpoint != "/evaluate":  # its answer is the metrics, not one result per row
+            assert len(next(iter(response.json.values()))) == 50
+
+
 def test_a_number_beyond_float64_is_refused(client, endpoints, sample, target):
     for endpoint in endpoints:
         body = rows_body(endpoint, [sample.row_with(float("inf"))], target)

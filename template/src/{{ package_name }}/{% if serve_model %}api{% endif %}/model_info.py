@@ -45,7 +45,7 @@ def openapi_paths(components: dict[str, Any]) -> dict[str, Any]:
                 "type": "object",
                 "properties": {
                     "name": {"type": "string"},
-                    "format": {"type": "string", "enum": ["onnx", "skops", "joblib"]},
+                    "format": {"type": "string", "enum": ["numpy", "onnx", "skops", "joblib"]},
                     "sha256": {"type": "string"},
                 },
             },
