@@ -315,9 +315,12 @@ def test_urls_keep_the_host_and_port_the_client_asked_for(stack):
 def test_the_scheme_is_the_one_nginx_saw_not_the_clients_claim(stack):
     if not stack.with_nginx:
         pytest.skip("nginx's X-Forwarded-Proto")
-    # Over plain HTTP, a client's own X-Forwarded-Proto is replaced by nginx's.
-    redirect = stack.request("GET", "/docs", headers={"X-Forwarded-Proto": "https"})
-    assert redirect.headers["location"] == f"{stack.url}/docs/"
+    # Over plain HTTP, a client's own X-Forwarded-Proto is replaced by nginx's, and gunicorn
+    # reads no other scheme header (one the client sent would be believed, or refused with a
+    # 400 when it disagreed with nginx's).
+    for claim in [{"X-Forwarded-Proto": "https"}, {"X-Forwarded-Ssl": "on"}]:
+        redirect = stack.request("GET", "/docs", headers=claim)
+        assert (redirect.status, redirect.headers["location"]) == (308, f"{stack.url}/docs/")
     # What nginx sends on for a client that used TLS: gunicorn sets the scheme from it, which
     # the app's URLs then have. Straight to gunicorn's socket, as this nginx listens on HTTP.
     headers = {
