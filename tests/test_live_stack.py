@@ -105,13 +105,12 @@ class Stack:
     ) -> Response:
         """One request on a fresh connection, as a browser or a client library sends it."""
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            connection.request(method, path, body=body, headers=headers or {})
-            response = connection.getresponse()
-            headers = {name.lower(): value for name, value in response.getheaders()}
-            return Response(response.status, headers, response.read())
-        finally:
-            connection.close()
+        return exchange(connection, method, path, body, headers)
+
+    def request_gunicorn(self, path: str, headers: dict[str, str]) -> Response:
+        """A GET straight to gunicorn's unix socket, as nginx sends it on."""
+        connection = UnixHTTPConnection(str(self.project / "run" / "gunicorn.sock"))
+        return exchange(connection, "GET", path, None, headers)
 
     def post_json(self, path: str, document: object) -> Response:
         body = json.dumps(document).encode()
@@ -166,6 +165,36 @@ class Stack:
         for process in left:
             os.kill(process.pid, signal.SIGKILL)
         return left
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP on a unix socket: `path` is the socket's, the Host header localhost's."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__("localhost", timeout=30)
+        self.path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.path)
+
+
+def exchange(
+    connection: http.client.HTTPConnection,
+    method: str,
+    path: str,
+    body: bytes | None,
+    headers: dict | None,
+) -> Response:
+    """One request and its response on `connection`, which is then closed."""
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        headers = {name.lower(): value for name, value in response.getheaders()}
+        return Response(response.status, headers, response.read())
+    finally:
+        connection.close()
 
 
 def free_port() -> int:
@@ -271,6 +300,39 @@ def test_the_docs_under_a_path_prefix_a_router_forwards(stack):
     # What the router then asks for, once it has stripped /iris again.
     stripped = urlsplit(spec).path.removeprefix("/iris")
     assert stack.request("GET", stripped).json()["openapi"].startswith("3.")
+
+
+def test_urls_keep_the_host_and_port_the_client_asked_for(stack):
+    # A client that reached the service as models.example.com:8443 (a published port, a name
+    # in DNS): its Host header, passed on as it was sent, is the redirect's.
+    headers = {"Host": "models.example.com:8443", "X-Forwarded-Prefix": "/iris"}
+    redirect = stack.request("GET", "/docs", headers=headers)
+    assert redirect.status == 308
+    prefix = "/iris" if stack.with_nginx else ""  # gunicorn alone believes no router
+    assert redirect.headers["location"] == f"http://models.example.com:8443{prefix}/docs/"
+
+
+def test_the_scheme_is_the_one_nginx_saw_not_the_clients_claim(stack):
+    if not stack.with_nginx:
+        pytest.skip("nginx's X-Forwarded-Proto")
+    # Over plain HTTP, a client's own X-Forwarded-Proto is replaced by nginx's, and gunicorn
+    # reads no other scheme header (one the client sent would be believed, or refused with a
+    # 400 when it disagreed with nginx's).
+    for claim in [{"X-Forwarded-Proto": "https"}, {"X-Forwarded-Ssl": "on"}]:
+        redirect = stack.request("GET", "/docs", headers=claim)
+        assert (redirect.status, redirect.headers["location"]) == (308, f"{stack.url}/docs/")
+    # What nginx sends on for a client that used TLS: gunicorn sets the scheme from it, which
+    # the app's URLs then have. Straight to gunicorn's socket, as this nginx listens on HTTP.
+    headers = {
+        "Host": "models.example.com:8443",
+        "X-Forwarded-Proto": "https",
+        "X-Real-IP": "203.0.113.7",
+        "X-Forwarded-For": "203.0.113.7",
+        "X-Forwarded-Prefix": "/iris",
+    }
+    redirect = stack.request_gunicorn("/docs", headers)
+    assert redirect.status == 308
+    assert redirect.headers["location"] == "https://models.example.com:8443/iris/docs/"
 
 
 def test_a_2_mb_body_gets_a_413_json_answer(stack):
