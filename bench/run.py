@@ -262,6 +262,34 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(stack: Stack) -> dict[str, float]:
+    """CPU seconds (user + system) the stack's processes have used so far, by part.
+
+    The parts: "server" (gunicorn's master and workers, or a peer's server processes),
+    "nginx" and "supervisord"; make and its shell are left out.
+    """
+    parts = {"server": 0.0, "nginx": 0.0, "supervisord": 0.0}
+    for pid, (_, command) in stack.session().items():
+        if "make serve" in command or command.startswith(("sh ", "/bin/sh ")):
+            continue
+        part = next((name for name in ("nginx", "supervisord") if name in command), "server")
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # it ended while being read
+        parts[part] += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+    return parts
+
+
+def children_cpu_seconds() -> float:
+    """CPU seconds used by this process's finished children so far (wrk's, after each run)."""
+    times = os.times()
+    return times.children_user + times.children_system
+
+
 # ------------------------------------------------------------------------------ projects
 
 
@@ -365,6 +393,8 @@ class Measurement:
     p50_ms: float
     p99_ms: float
     errors: int
+    # CPU microseconds per request: the stack's parts (cpu_seconds) and the load generator.
+    cpu_us: dict[str, float] = field(default_factory=dict)
 
 
 def wrk(url: str, body: Path, connections: int, seconds: float, threads: int) -> dict:
@@ -402,8 +432,13 @@ def measure(
     round_: int,
 ) -> Measurement:
     """One measurement, as a Measurement; any error or non-2xx response is counted."""
+    stack_before, wrk_before = cpu_seconds(stack), children_cpu_seconds()
     summary = wrk(stack.url + stack.predict_path, body, connections, seconds, threads)
+    stack_after, wrk_after = cpu_seconds(stack), children_cpu_seconds()
     errors = sum(summary[key] for key in ("connect", "read", "write", "status", "timeout"))
+    per_request = 1e6 / max(summary["requests"], 1)
+    cpu_us = {part: (stack_after[part] - stack_before[part]) * per_request for part in stack_after}
+    cpu_us["wrk"] = (wrk_after - wrk_before) * per_request
     return Measurement(
         stack.name,
         payload,
@@ -413,6 +448,7 @@ def measure(
         p50_ms=summary["p50_us"] / 1000,
         p99_ms=summary["p99_us"] / 1000,
         errors=errors,
+        cpu_us=cpu_us,
     )
 
 
@@ -441,6 +477,7 @@ class Summary:
     spread: float  # (max - min) / mean of the rounds' req/s
     errors: int
     rounds: list[float] = field(default_factory=list)
+    cpu_us: dict[str, float] = field(default_factory=dict)  # median of the rounds, per part
 
 
 def summarize(measurements: list[Measurement]) -> dict[tuple[str, str, int], Summary]:
@@ -459,6 +496,9 @@ def summarize(measurements: list[Measurement]) -> dict[tuple[str, str, int], Sum
             spread=(max(rates) - min(rates)) / mean if mean else 0.0,
             errors=sum(m.errors for m in group),
             rounds=rates,
+            cpu_us={
+                part: statistics.median(m.cpu_us[part] for m in group) for part in group[0].cpu_us
+            },
         )
     return summaries
 
@@ -499,6 +539,30 @@ def result_table(summaries: dict[tuple[str, str, int], Summary]) -> list[str]:
             f"| {name} | {payload} | {c} | {s.rps:.0f} | {rounds} | {s.spread:.1%} "
             f"| {s.p50_ms:.2f} | {s.p99_ms:.2f} | {s.errors} | {ratio} | {p99} |"
         )
+    return lines
+
+
+def cpu_table(summaries: dict[tuple[str, str, int], Summary]) -> list[str]:
+    """Markdown rows: CPU microseconds per request, by part of the stack and for wrk.
+
+    On a machine the load saturates, throughput is about CPUs / total CPU per request, so a
+    stack's total against the ceiling's says what its ratio is made of, with less noise than
+    req/s (each process's CPU time is its own, whatever else ran beside it).
+    """
+    parts = ["server", "nginx", "supervisord", "wrk"]
+    lines = [
+        "| stack | payload | c | " + " | ".join(parts) + " | total | ceiling's total / total |",
+        "| --- | --- | ---: | " + "---: | " * len(parts) + "---: | ---: |",
+    ]
+    for (name, payload, c), s in sorted(
+        summaries.items(), key=lambda i: (i[0][1], i[0][2], i[0][0])
+    ):
+        total = sum(s.cpu_us.get(part, 0.0) for part in parts)
+        ceiling = summaries.get(("ceiling", payload, c))
+        ceiling_total = sum(ceiling.cpu_us.get(part, 0.0) for part in parts) if ceiling else 0
+        ratio = f"{ceiling_total / total:.2f}" if ceiling and total else ""
+        cells = " | ".join(f"{s.cpu_us.get(part, 0.0):.0f}" for part in parts)
+        lines.append(f"| {name} | {payload} | {c} | {cells} | {total:.0f} | {ratio} |")
     return lines
 
 
@@ -596,6 +660,16 @@ def write_results(
         "## Targets",
         "",
         *[f"- {line}" for line in target_lines(summaries)],
+        "",
+        "## CPU per request",
+        "",
+        "Microseconds of CPU (user + system, from /proc) per answered request, the median of "
+        "the rounds: **server** = gunicorn's master and workers (a peer's server processes), "
+        "**nginx** and **supervisord** = the stack's, **wrk** = the load generator's. The "
+        "machine is saturated under this load, so req/s is about CPUs / total; the last column "
+        "is the ceiling's total over the stack's, the ratio that CPU alone predicts.",
+        "",
+        *cpu_table(summaries),
         "",
         "## Noise",
         "",
@@ -804,6 +878,8 @@ def main(argv: list[str]) -> int:
     print("\n".join(result_table(summaries)))
     print()
     print("\n".join(target_lines(summaries)))
+    print()
+    print("\n".join(cpu_table(summaries)))
     print("per-worker RSS (MiB):", {k: [round(v, 1) for v in vs] for k, vs in rss.items()})
     print("... after measuring:", {k: [round(v, 1) for v in vs] for k, vs in rss_after.items()})
     print("workers replaced while measured:", restarts)
