@@ -593,8 +593,8 @@ def versions() -> dict[str, str]:
     script = (
         "import importlib.metadata as m, json, platform; "
         "print(json.dumps({'python': platform.python_version(), **{p: m.version(p) for p in "
-        "['scikit-learn', 'numpy', 'onnxruntime', 'skl2onnx', 'orjson', 'flask', 'werkzeug', "
-        "'gunicorn', 'supervisor']}}))"
+        "['scikit-learn', 'numpy', 'onnxruntime', 'skl2onnx', 'msgspec', 'orjson', 'flask', "
+        "'werkzeug', 'gunicorn', 'supervisor']}}))"
     )
     found = json.loads(run([str(python), "-c", script], REPO))
     nginx = subprocess.run(["/usr/sbin/nginx", "-v"], capture_output=True, text=True, check=False)
