@@ -226,15 +226,20 @@ def stop(stack: Stack) -> list[str]:
     return [command for _, command in left.values()]
 
 
+def stack_part(command: str) -> str | None:
+    """Which part of a stack a process is, by its command line: "nginx", "supervisord",
+    "server" (gunicorn, or a peer's server processes), or None for the make that started it."""
+    if "make serve" in command:
+        return None
+    return next((name for name in ("nginx", "supervisord") if name in command), "server")
+
+
 def server_processes(stack: Stack) -> list[int]:
     """The processes that run the model: gunicorn's workers, or a peer's server processes."""
     if workers := gunicorn_workers(stack):
         return workers
-    # A peer: everything in the session but supervisord, nginx and the make that started it.
     return sorted(
-        pid
-        for pid, (_, command) in stack.session().items()
-        if not any(part in command for part in ("supervisord", "nginx", "make serve"))
+        pid for pid, (_, command) in stack.session().items() if stack_part(command) == "server"
     )
 
 
@@ -268,14 +273,13 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 def cpu_seconds(stack: Stack) -> dict[str, float]:
     """CPU seconds (user + system) the stack's processes have used so far, by part.
 
-    The parts: "server" (gunicorn's master and workers, or a peer's server processes),
-    "nginx" and "supervisord"; make and its shell are left out.
+    The parts are stack_part's: gunicorn's master and workers (or a peer's server processes),
+    nginx and supervisord; the make that started the stack is left out.
     """
     parts = {"server": 0.0, "nginx": 0.0, "supervisord": 0.0}
     for pid, (_, command) in stack.session().items():
-        if "make serve" in command or command.startswith(("sh ", "/bin/sh ")):
+        if (part := stack_part(command)) is None:
             continue
-        part = next((name for name in ("nginx", "supervisord") if name in command), "server")
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except (FileNotFoundError, ProcessLookupError):
