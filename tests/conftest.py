@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -81,3 +82,22 @@ def render(template: Path, destination: Path, answers: Mapping[str, Any]) -> Pat
     """`copier copy --trust --defaults` with `answers`, usable outside any fixture's scope."""
     run_copy(str(template), destination, data=dict(answers), defaults=True, unsafe=True)
     return destination
+
+
+# The fault battery's figures (tests/test_faults.py), one JSON file per fault, printed as one
+# table at the end of the session: the controller's, when xdist runs the tests in workers.
+FAULT_FIGURES = REPO_ROOT / "build" / "faults"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput"):
+        shutil.rmtree(FAULT_FIGURES, ignore_errors=True)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    figures = [json.loads(path.read_text()) for path in sorted(FAULT_FIGURES.glob("*.json"))]
+    if not figures:
+        return
+    terminalreporter.section("faults under load (tests/test_faults.py)")
+    for row in figures:
+        terminalreporter.line(" | ".join(f"{key}: {value}" for key, value in row.items()))

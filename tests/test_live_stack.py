@@ -164,6 +164,8 @@ class Stack:
         left = list(self.processes().values())
         for process in left:
             os.kill(process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.make.wait(10)  # reaped, when it was among them
         return left
 
 
