@@ -14,14 +14,17 @@ import http.client
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from configparser import ConfigParser
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urljoin, urlsplit
 
 import pytest
@@ -41,6 +44,117 @@ IRIS_ROWS = [
     {"sepal_length_cm": 6.3, "sepal_width_cm": 3.3, "petal_length_cm": 6.0, "petal_width_cm": 2.5},
 ]
 IRIS_CLASSES = ["setosa", "versicolor", "virginica"]
+
+
+class Malformed(NamedTuple):
+    """A request that is not valid HTTP/1.1, as raw bytes, and the 4xx status it must get."""
+
+    name: str
+    raw: bytes
+    status: int
+
+
+def _request(line: bytes, *headers: bytes, body: bytes = b"") -> bytes:
+    return b"\r\n".join([line, *headers, b""]) + b"\r\n" + body
+
+
+_HOST = b"Host: localhost"
+_JSON = b"Content-Type: application/json"
+_CHUNKED = b"Transfer-Encoding: chunked"
+_PREDICT = b"POST /predict HTTP/1.1"
+_READYZ = b"GET /readyz HTTP/1.1"
+
+# Every one gets the same status, in JSON in the app's shape, from both stacks: nginx refuses
+# it in front of gunicorn; gunicorn alone refuses it itself (gunicorn_workers.py), or the app
+# does. Requests nginx accepts but gunicorn alone does not (a bare LF line ending, a header
+# name beyond ASCII, which nginx drops) are not here: test_header_lines_nginx_drops_...
+MALFORMED_REQUESTS = [
+    Malformed(
+        "request line over 8 KiB", _request(b"GET /" + b"a" * 9000 + b" HTTP/1.1", _HOST), 414
+    ),
+    Malformed("header line over 8 KiB", _request(_READYZ, _HOST, b"X-Big: " + b"a" * 9000), 431),
+    Malformed(
+        "headers over 32 KiB, 400 of them",
+        _request(_READYZ, _HOST, *(b"X-H%d: %s" % (i, b"v" * 100) for i in range(400))),
+        431,
+    ),
+    Malformed("garbage request line", b"GARBAGE\r\n\r\n", 400),
+    Malformed("method alone", b"GET\r\n\r\n", 400),
+    Malformed("HTTP/0.9 request", b"GET /readyz\r\n", 400),
+    Malformed("unknown HTTP version", _request(b"GET /readyz HTTP/3.7", _HOST), 400),
+    Malformed("HTTP/2.0 as text", _request(b"GET /readyz HTTP/2.0", _HOST), 400),
+    Malformed("malformed HTTP version", _request(b"GET /readyz HTTP/1.x", _HOST), 400),
+    Malformed("lowercase method", _request(b"get /readyz HTTP/1.1", _HOST), 400),
+    Malformed("unknown method", _request(b"FROB /readyz HTTP/1.1", _HOST), 405),
+    Malformed("TRACE", _request(b"TRACE /readyz HTTP/1.1", _HOST), 405),
+    Malformed("URI without a leading slash", _request(b"GET readyz HTTP/1.1", _HOST), 400),
+    Malformed("space in the URI", _request(b"GET /a b HTTP/1.1", _HOST), 400),
+    Malformed("NUL in the URI", _request(b"GET /a\x00b HTTP/1.1", _HOST), 400),
+    Malformed("DEL in the URI", _request(b"GET /a\x7fb HTTP/1.1", _HOST), 400),
+    Malformed("HTTP/1.1 without Host", _request(_READYZ), 400),
+    Malformed("two Host headers", _request(_READYZ, _HOST, b"Host: other"), 400),
+    Malformed("space in a header name", _request(_READYZ, _HOST, b"X Bad: 1"), 400),
+    Malformed("control byte in a header name", _request(_READYZ, _HOST, b"X-\x01A: 1"), 400),
+    Malformed("empty header name", _request(_READYZ, _HOST, b": value"), 400),
+    Malformed("NUL in a header value", _request(_READYZ, _HOST, b"X-A: a\x00b"), 400),
+    Malformed("CR in a header value", _request(_READYZ, _HOST, b"X-A: a\rb"), 400),
+    Malformed("obsolete line folding", _request(_READYZ, _HOST, b"X-A: a", b" b"), 400),
+    Malformed(
+        "Transfer-Encoding: gzip",
+        _request(_PREDICT, _HOST, _JSON, b"Transfer-Encoding: gzip", body=b"{}"),
+        400,
+    ),
+    Malformed(
+        "Transfer-Encoding: chunked, chunked",
+        _request(_PREDICT, _HOST, _JSON, b"Transfer-Encoding: chunked, chunked", body=b"0\r\n\r\n"),
+        400,
+    ),
+    Malformed(
+        "chunked in HTTP/1.0",
+        _request(b"POST /predict HTTP/1.0", _HOST, _JSON, _CHUNKED, body=b"0\r\n\r\n"),
+        400,
+    ),
+    Malformed(
+        "invalid chunk size",
+        _request(_PREDICT, _HOST, _JSON, _CHUNKED, body=b"zz\r\n{}\r\n0\r\n\r\n"),
+        400,
+    ),
+    Malformed(
+        "chunk without its CRLF",
+        _request(_PREDICT, _HOST, _JSON, _CHUNKED, body=b"2\r\n{}XX0\r\n\r\n"),
+        400,
+    ),
+    Malformed(
+        "Content-Length and Transfer-Encoding",
+        _request(_PREDICT, _HOST, _JSON, b"Content-Length: 5", _CHUNKED, body=b"0\r\n\r\n"),
+        400,
+    ),
+    Malformed(
+        "Content-Length not a number",
+        _request(_PREDICT, _HOST, _JSON, b"Content-Length: abc", body=b"{}"),
+        400,
+    ),
+    Malformed(
+        "negative Content-Length",
+        _request(_PREDICT, _HOST, _JSON, b"Content-Length: -1", body=b"{}"),
+        400,
+    ),
+    Malformed(
+        "Content-Length with a sign",
+        _request(_PREDICT, _HOST, _JSON, b"Content-Length: +2", body=b"{}"),
+        400,
+    ),
+    Malformed(
+        "two different Content-Lengths",
+        _request(_PREDICT, _HOST, _JSON, b"Content-Length: 2", b"Content-Length: 3", body=b"{}"),
+        400,
+    ),
+    Malformed(
+        "Content-Length over the body limit",
+        _request(_PREDICT, _HOST, _JSON, b"Content-Length: 9999999"),
+        413,
+    ),
+]
 
 READY_WITHIN = 60  # seconds, from `make serve` to /readyz answering 200
 STOPPED_WITHIN = 60  # seconds for a graceful stop: supervisord waits for its programs
@@ -199,6 +313,36 @@ def exchange(
         connection.close()
 
 
+def send_raw(port: int, raw: bytes) -> Response:
+    """`raw` as it is, on a fresh connection, and its answer (status 0: a bare HTTP/0.9 body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        connection.sendall(raw)
+        answer = http.client.HTTPResponse(connection)
+        try:
+            answer.begin()
+        except http.client.BadStatusLine as error:  # an answer to HTTP/0.9: its body alone
+            rest = connection.makefile("rb").read()
+            return Response(0, {}, error.line.encode("latin-1") + rest)
+        headers = {name.lower(): value for name, value in answer.getheaders()}
+        return Response(answer.status, headers, answer.read())
+
+
+def assert_json_refusal(stack: Stack, case: Malformed, response: Response) -> None:
+    """A 4xx answer in the app's shape, {"error": {"code", "name", "message"}}."""
+    if response.status == 0:
+        # Only nginx answers HTTP/0.9, as the protocol must, with the error as a bare body.
+        assert stack.with_nginx and case.raw.count(b" ") == 1, case.name
+        document = json.loads(response.body)
+    else:
+        assert response.status == case.status, (case.name, response)
+        document = response.json()
+        if stack.with_nginx:
+            assert response.headers["server"] == "nginx", case.name
+    assert set(document) == {"error"}, case.name
+    assert set(document["error"]) == {"code", "name", "message"}, case.name
+    assert document["error"]["code"] == case.status, case.name
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -288,30 +432,143 @@ def test_the_docs_load_through_the_front_door(stack):
     assert document["servers"] == [{"url": "."}]
 
 
-def test_the_docs_under_a_path_prefix_a_router_forwards(stack):
-    # A router serving the stack under /iris strips the prefix and says so in a header.
-    redirect = stack.request("GET", "/docs", headers={"X-Forwarded-Prefix": "/iris"})
-    assert redirect.status == 308
+@contextlib.contextmanager
+def nginx_deployed_with(stack: Stack, **environ: str) -> Iterator[int]:
+    """The project's nginx, started as supervisord.conf starts it but with `environ` (PATH_PREFIX,
+    say) and on a port of its own, in front of the same gunicorn; its port."""
+    supervisor = ConfigParser(interpolation=None)
+    supervisor.read(stack.project / "deploy" / "supervisord.conf")
+    shell, flag, script = shlex.split(supervisor["program:nginx"]["command"])
+    port = free_port()
+    folder = f"run-{port}"
+    (stack.project / folder).mkdir()
+    environment = {
+        **os.environ,
+        "PATH": f"{os.environ['PATH']}{os.pathsep}/usr/sbin",
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        **environ,
+    }
+    with (stack.project / f"{folder}.log").open("w") as log:
+        nginx = subprocess.Popen(
+            [shell, flag, script.replace("run/", f"{folder}/")],
+            cwd=stack.project,
+            env=environment,
+            stdout=log,
+            stderr=log,
+        )
+    try:
+        deadline = time.monotonic() + READY_WITHIN
+        while not port_answers(port):
+            assert nginx.poll() is None and time.monotonic() < deadline, (
+                stack.project / f"{folder}.log"
+            ).read_text()
+            time.sleep(0.1)
+        yield port
+    finally:
+        nginx.send_signal(signal.SIGQUIT)
+        nginx.wait(STOPPED_WITHIN)
+
+
+def port_answers(port: int) -> bool:
+    try:
+        return get(port, "/readyz").status == 200
+    except OSError:
+        return False
+
+
+def get(port: int, path: str, headers: dict[str, str] | None = None) -> Response:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    return exchange(connection, "GET", path, None, headers)
+
+
+def test_the_docs_under_the_path_prefix_a_router_strips(stack):
     if not stack.with_nginx:
-        # gunicorn alone trusts no proxy's headers: anyone could have sent this one.
-        assert redirect.headers["location"] == f"{stack.url}/docs/"
-        return
-    assert redirect.headers["location"] == f"{stack.url}/iris/docs/"
-    spec = urljoin(redirect.headers["location"], "../openapi.json")
-    assert spec == f"{stack.url}/iris/openapi.json"
-    # What the router then asks for, once it has stripped /iris again.
-    stripped = urlsplit(spec).path.removeprefix("/iris")
-    assert stack.request("GET", stripped).json()["openapi"].startswith("3.")
+        pytest.skip("PATH_PREFIX is nginx's; gunicorn alone believes a proxy's headers only")
+    # Deployed behind a router that serves the stack under /iris and strips the prefix.
+    with nginx_deployed_with(stack, PATH_PREFIX="/iris") as port:
+        url = f"http://127.0.0.1:{port}"
+        redirect = get(port, "/docs")
+        assert redirect.status == 308
+        assert redirect.headers["location"] == f"{url}/iris/docs/"
+        spec = urljoin(redirect.headers["location"], "../openapi.json")
+        assert spec == f"{url}/iris/openapi.json"
+        # What the router then asks for, once it has stripped /iris again.
+        stripped = urlsplit(spec).path.removeprefix("/iris")
+        assert get(port, stripped).json()["openapi"].startswith("3.")
+        # With the client's Host, and whatever prefix the client claims.
+        headers = {"Host": "models.example.com:8443", "X-Forwarded-Prefix": "/attacker"}
+        redirect = get(port, "/docs", headers)
+        assert redirect.headers["location"] == "http://models.example.com:8443/iris/docs/"
 
 
 def test_urls_keep_the_host_and_port_the_client_asked_for(stack):
     # A client that reached the service as models.example.com:8443 (a published port, a name
     # in DNS): its Host header, passed on as it was sent, is the redirect's.
-    headers = {"Host": "models.example.com:8443", "X-Forwarded-Prefix": "/iris"}
-    redirect = stack.request("GET", "/docs", headers=headers)
+    redirect = stack.request("GET", "/docs", headers={"Host": "models.example.com:8443"})
     assert redirect.status == 308
-    prefix = "/iris" if stack.with_nginx else ""  # gunicorn alone believes no router
-    assert redirect.headers["location"] == f"http://models.example.com:8443{prefix}/docs/"
+    assert redirect.headers["location"] == "http://models.example.com:8443/docs/"
+
+
+# Forwarding headers a client may send to pass itself off as a proxy: every stack ignores them
+# (nginx sets or clears each; gunicorn alone believes none).
+FORGED_FORWARDING = {
+    "X-Forwarded-Prefix": "/attacker",
+    "X-Forwarded-Host": "evil.example",
+    "X-Forwarded-Port": "8443",
+    "X-Forwarded-Proto": "https",
+    "X-Forwarded-Ssl": "on",
+    "X-Forwarded-Protocol": "https",
+    "X-Forwarded-Scheme": "https",
+    "X-Url-Scheme": "https",
+    "X-Forwarded-For": "10.0.0.1",
+    "X-Real-IP": "10.0.0.1",
+    "Forwarded": "for=10.0.0.1;host=evil.example;proto=https",
+}
+
+
+def test_forwarding_headers_a_client_sends_change_nothing(stack):
+    for name, value in FORGED_FORWARDING.items():
+        redirect = stack.request("GET", "/docs", headers={name: value})
+        assert (redirect.status, redirect.headers["location"]) == (308, f"{stack.url}/docs/"), name
+    redirect = stack.request("GET", "/docs", headers=FORGED_FORWARDING)
+    assert (redirect.status, redirect.headers["location"]) == (308, f"{stack.url}/docs/")
+
+
+def test_header_names_nginx_drops_never_reach_the_app(stack):
+    # gunicorn takes SCRIPT_NAME from a header of that name from a peer it trusts; nginx drops
+    # names with underscores or bytes beyond ASCII (ignore_invalid_headers), and gunicorn, which
+    # refuses those beyond ASCII, takes no WSGI variable from a header (forwarder_headers).
+    raw = _request(b"GET /docs HTTP/1.1", _HOST, b"SCRIPT_NAME: /attacker", b"X-Prefix_: /a")
+    response = send_raw(stack.port, raw)
+    assert (response.status, response.headers["location"]) == (308, "http://localhost/docs/")
+    beyond_ascii = send_raw(stack.port, _request(_READYZ, _HOST, "X-été: 1".encode()))
+    if stack.with_nginx:  # dropped: the rest of the request is answered
+        assert beyond_ascii.status == 200
+    else:
+        assert beyond_ascii.status == 400
+        assert beyond_ascii.json()["error"]["code"] == 400
+
+
+def test_every_malformed_request_gets_a_4xx_json_answer(stack):
+    for case in MALFORMED_REQUESTS:
+        assert_json_refusal(stack, case, send_raw(stack.port, case.raw))
+    # The service still answers.
+    assert stack.request("GET", "/readyz").status == 200
+
+
+def test_what_nginx_lets_through_gunicorn_takes(stack):
+    """gunicorn's limits sit above nginx's: a request nginx accepts is never refused behind it."""
+    if not stack.with_nginx:
+        pytest.skip("gunicorn alone has its own limits")
+    near_the_limits = [
+        _request(b"GET /readyz?pad=" + b"a" * 8000 + b" HTTP/1.1", _HOST),
+        _request(_READYZ, _HOST, b"X-Big: " + b"a" * 8000),
+        _request(_READYZ, _HOST, *(b"X-H%d: v" % i for i in range(500))),  # gunicorn: 100
+    ]
+    for raw in near_the_limits:
+        response = send_raw(stack.port, raw)
+        assert response.status == 200, response
 
 
 def test_the_scheme_is_the_one_nginx_saw_not_the_clients_claim(stack):
