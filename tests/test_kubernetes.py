@@ -386,9 +386,9 @@ def test_the_deployment_runs_under_podman_kube_play(
     copier_template, tmp_path, service_bin, python_base
 ):
     """The default service's ConfigMap and Deployment, as generated, on the image built from its
-    Dockerfile. Two changes, as a cluster needs none of them: the pod on the host's network
-    with PORT set (Podman publishes no Service), and the image's local tag (kustomize's
-    `images` does that in a cluster)."""
+    Dockerfile. Two changes, which a cluster needs neither of: the pod on the host's network
+    on a free PORT (Podman runs no Service), and the image's local tag (in a cluster,
+    kustomize's `images` sets it)."""
     from tests.containers import build_image, free_port, podman
 
     project = render(copier_template, tmp_path / "project", GUNICORN_ALONE)
@@ -403,7 +403,10 @@ def test_the_deployment_runs_under_podman_kube_play(
     (container,) = pod["containers"]
     container["image"] = image
     container["env"] = [{"name": "PORT", "value": str(port)}]
-    container["ports"] = [{"name": "http", "containerPort": port}]
+    # On the host's network Podman maps no port (it refuses to), so the probes name it.
+    del container["ports"]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        container[probe]["httpGet"]["port"] = port
     played = tmp_path / "kube-play.yaml"
     played.write_text(yaml.safe_dump_all([configmap, deployment], sort_keys=False))
 
