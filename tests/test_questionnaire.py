@@ -114,6 +114,41 @@ REFUSED = [
         "prediction_store needs serve_model=true",
         id="prediction-store-without-serving",
     ),
+    pytest.param(
+        {"serve_model": False, "kubernetes": True},
+        "Kubernetes manifests need serve_model=true",
+        id="kubernetes-without-serving",
+    ),
+    pytest.param(
+        {
+            "web_server": "gunicorn",
+            "dockerfile": False,
+            "docker_compose": False,
+            "kubernetes": True,
+        },
+        "run the image the Dockerfile builds",
+        id="kubernetes-without-dockerfile",
+    ),
+    pytest.param(
+        {"kubernetes": True},
+        "choose web_server=gunicorn",
+        id="kubernetes-with-nginx",
+    ),
+    pytest.param(
+        {"web_server": "gunicorn", "process_manager": "supervisor", "kubernetes": True},
+        "choose process_manager=none",
+        id="kubernetes-with-supervisor",
+    ),
+    pytest.param(
+        {"web_server": "gunicorn", "task_queue": "sqlite", "kubernetes": True},
+        "choose task_queue=redis",
+        id="kubernetes-with-the-embedded-queue",
+    ),
+    pytest.param(
+        {"web_server": "gunicorn", "prediction_store": "sqlite", "kubernetes": True},
+        "choose prediction_store=postgresql",
+        id="kubernetes-with-the-embedded-store",
+    ),
 ]
 
 
