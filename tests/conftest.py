@@ -84,6 +84,24 @@ def render(template: Path, destination: Path, answers: Mapping[str, Any]) -> Pat
     return destination
 
 
+@pytest.fixture(scope="session")
+def podman_ready() -> None:
+    """Podman runs containers here (tests/containers.py), or the test is skipped; under CI,
+    failed."""
+    from tests.containers import require_podman
+
+    require_podman()
+
+
+@pytest.fixture(scope="session")
+def python_base(podman_ready) -> str:
+    """The local stand-in for the official python:3.11-slim-bookworm image the generated
+    Dockerfile starts from (tests/containers.py), made once and kept between runs."""
+    from tests.containers import python_base_image
+
+    return python_base_image("3.11")
+
+
 # The fault battery's figures (tests/test_faults.py), one JSON file per fault, printed as one
 # table at the end of the session: the controller's, when xdist runs the tests in workers.
 FAULT_FIGURES = REPO_ROOT / "build" / "faults"

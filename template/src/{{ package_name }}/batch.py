@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from . import metrics
+from .finite import NonFiniteOutputError
 from .model import TrainedModel
 from .tables import TableError, read_features, write_column
 
@@ -12,7 +15,7 @@ from .tables import TableError, read_features, write_column
 def predict_csv(model: TrainedModel, source: Path, destination: Path) -> int:
     """Write one prediction per input row to `destination`; return the number of rows."""
     features, _ = read_features(source, model.feature_names)
-    predictions = model.predict(features)
+    predictions = _predict(model, features, source)
     write_column(destination, model.metadata["target_name"], predictions)
     return len(predictions)
 
@@ -21,7 +24,16 @@ def evaluate_csv(model: TrainedModel, source: Path) -> dict[str, float]:
     """Score the model on a CSV holding the features and the true target column."""
     target_name = model.metadata["target_name"]
     features, target = read_features(source, model.feature_names, target_name)
-    return metrics.score(_as_training_labels(model, target), model.predict(features))
+    return metrics.score(_as_training_labels(model, target), _predict(model, features, source))
+
+
+def _predict(model: TrainedModel, features: np.ndarray, source: Path) -> list:
+    """The model's predictions; a row it has no finite output for is named by its CSV line."""
+    try:
+        return model.predict(features)
+    except NonFiniteOutputError as error:
+        # Line 1 is the header, so the first row is line 2 (as tables.py counts them).
+        raise TableError(f"{source}, {error.describe(lambda index: f'row {index + 2}')}") from None
 
 
 def _as_training_labels(model: TrainedModel, values: list[str]) -> list:
