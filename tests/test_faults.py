@@ -14,7 +14,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +23,16 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FAULT_FIGURES, render, run_gate, system_tool
-from tests.test_live_stack import IRIS_CLASSES, IRIS_ROWS, Stack, wait_until_ready
+from tests.test_live_stack import (
+    IRIS_CLASSES,
+    IRIS_ROWS,
+    MALFORMED_REQUESTS,
+    Malformed,
+    Stack,
+    assert_json_refusal,
+    send_raw,
+    wait_until_ready,
+)
 
 REQUESTS_PER_SECOND = 120
 CLIENT_THREADS = 4
@@ -270,8 +278,10 @@ def test_a_damaged_model_file_gives_503s_then_recovers_without_a_restart(stack):
         time.sleep(1.0)
         restored_at = time.monotonic()
         artifact.write_bytes(good)
-        back = load.wait_until_back(restored_at, RECOVER_WITHIN)
+        load.wait_until_back(restored_at, RECOVER_WITHIN)
         time.sleep(1.0)
+    back = min(o.started + o.seconds for o in load.outcomes if o.started > restored_at and o.ok)
+    back -= restored_at
     statuses = {outcome.status for outcome in load.outcomes}
     refused = sum(outcome.status == 503 for outcome in load.outcomes)
     record(load.figures("damaged model file", **{"503s": refused, "back (s)": round(back, 2)}))
@@ -305,121 +315,43 @@ def test_a_graceful_stop_finishes_every_request_in_flight(project, service_bin):
     assert running.make.returncode == 0
 
 
-# Malformed requests and protocol errors, as raw bytes on the wire: every one must be refused
-# with a 4xx and a JSON body in the app's error shape, whoever in the stack refuses it.
-def raw(request_line: str, *headers: str, body: bytes = b"") -> bytes:
-    head = "\r\n".join([request_line, *headers, "", ""])
-    return head.encode("latin-1") + body
+def app_refusal(name: str, body: bytes, status: int) -> Malformed:
+    """Well-formed HTTP whose JSON body the app refuses."""
+    headers = [b"Host: localhost", b"Content-Type: application/json"]
+    length = b"Content-Length: %d" % len(body)
+    request = b"\r\n".join([b"POST /predict HTTP/1.1", *headers, length, b"", body])
+    return Malformed(name, request, status)
 
 
-JSON = "Content-Type: application/json"
-HOST = "Host: localhost"
+def rows(*values: object) -> bytes:
+    return json.dumps({"rows": list(values)}).encode()
 
 
-def post(*headers: str, body: bytes = b"") -> bytes:
-    """A POST /predict with a Host header, then `headers` and `body` as they are."""
-    return raw("POST /predict HTTP/1.1", HOST, *headers, body=body)
+# The protocol errors of the live-stack tests, and bodies the app refuses: the battery's table.
+REFUSALS = [
+    *MALFORMED_REQUESTS,
+    app_refusal("not JSON", b"rows!", 400),
+    app_refusal("NaN", b'{"rows": [[NaN, 3.5, 1.4, 0.2]]}', 400),
+    app_refusal("a number past float64", b'{"rows": [[1e999, 3.5, 1.4, 0.2]]}', 422),
+    app_refusal("rows not a list", b'{"rows": 3}', 422),
+    app_refusal("no rows", rows(), 422),
+    app_refusal("a row too short", rows([1.0, 2.0]), 422),
+    app_refusal("a text value", rows(["a", 3.5, 1.4, 0.2]), 422),
+    app_refusal("an unknown feature", rows({**IRIS_ROWS[0], "colour": 1.0}), 422),
+    app_refusal("a missing feature", rows({"sepal_length_cm": 5.1}), 422),
+    app_refusal("a prediction that overflows", rows([1.7e308, 3.5, 1.4, 0.2]), 422),
+    app_refusal("1001 rows", rows(*[IRIS_ROWS[0]] * 1001), 413),
+]
 
 
-MALFORMED = {
-    "garbage request line": (b"\x16\x03\x01\x00\xa5 hello\r\n\r\n", 400),
-    "request line with a tab": (b"GET\t/livez HTTP/1.1\r\nHost: localhost\r\n\r\n", 400),
-    "lower-case protocol": (raw("GET /livez http/1.1", HOST), 400),
-    "HTTP/1.1 without Host": (raw("GET /livez HTTP/1.1"), 400),
-    "two Host headers": (raw("GET /livez HTTP/1.1", HOST, "Host: other"), 400),
-    "request line over 8 KiB": (raw(f"GET /{'a' * 9000} HTTP/1.1", HOST), 414),
-    "header over 8 KiB": (raw("GET /livez HTTP/1.1", HOST, f"X-Big: {'b' * 9000}"), 400),
-    "200 headers": (raw("GET /livez HTTP/1.1", HOST, *[f"X-N{i}: {i}" for i in range(200)]), 400),
-    "header name with a space": (raw("GET /livez HTTP/1.1", HOST, "Bad Name: x"), 400),
-    "Host with a space": (raw("GET /livez HTTP/1.1", "Host: local host"), 400),
-    "control character in a header": (raw("GET /livez HTTP/1.1", HOST, "X-A: a\x01b"), 400),
-    "path above the root": (raw("GET /../../etc/passwd HTTP/1.1", HOST), 400),
-    "Transfer-Encoding: gzip": (
-        post(JSON, "Transfer-Encoding: gzip", body=b"x"),
-        400,
-    ),
-    "bad chunk size": (
-        post(JSON, "Transfer-Encoding: chunked", body=b"zz\r\n"),
-        400,
-    ),
-    "Content-Length and Transfer-Encoding": (
-        post(
-            JSON,
-            "Content-Length: 4",
-            "Transfer-Encoding: chunked",
-            body=b"0\r\n\r\n",
-        ),
-        400,
-    ),
-    "Content-Length not a number": (
-        post(JSON, "Content-Length: ten"),
-        400,
-    ),
-    "negative Content-Length": (post(JSON, "Content-Length: -1"), 400),
-    "two Content-Lengths that differ": (
-        post(JSON, "Content-Length: 2", "Content-Length: 3"),
-        400,
-    ),
-    "body over 1 MiB": (post(JSON, "Content-Length: 2000000"), 413),
-    "unknown route": (raw("GET /nothing-here HTTP/1.1", HOST), 404),
-    "method not allowed": (raw("DELETE /predict HTTP/1.1", HOST), 405),
-    "unknown method": (raw("BREW /predict HTTP/1.1", HOST), 405),
-    "no body": (post(JSON, "Content-Length: 0"), 400),
-    "not JSON": (post(JSON, "Content-Length: 5", body=b"rows!"), 400),
-    "text/plain body": (
-        post("Content-Type: text/plain", "Content-Length: 2", body=b"{}"),
-        415,
-    ),
-}
-
-
-def json_body(document: object) -> tuple[str, str, bytes]:
-    body = json.dumps(document).encode()
-    return JSON, f"Content-Length: {len(body)}", body
-
-
-# Well-formed HTTP whose JSON the app refuses: the same table, through the same front door.
-BAD_BODIES = {
-    "rows not a list": ({"rows": 3}, 422),
-    "no rows": ({"rows": []}, 422),
-    "a row too short": ({"rows": [[1.0, 2.0]]}, 422),
-    "a text value": ({"rows": [["a", 3.5, 1.4, 0.2]]}, 422),
-    "an unknown feature": ({"rows": [{**IRIS_ROWS[0], "colour": 1.0}]}, 422),
-    "a missing feature": ({"rows": [{"sepal_length_cm": 5.1}]}, 422),
-    "NaN": (None, 400),  # json.dumps refuses NaN: written below as the literal
-    "a number past float64": ({"row": [1e999, 3.5, 1.4, 0.2]}, 400),
-    "a number whose prediction overflows": ({"row": [1.7e308, 3.5, 1.4, 0.2]}, 422),
-    "1001 rows": ({"rows": [IRIS_ROWS[0]] * 1001}, 413),
-}
-for name, (document, status) in BAD_BODIES.items():
-    if document is None:
-        body = b'{"rows": [[NaN, 3.5, 1.4, 0.2]]}'
-        headers = (JSON, f"Content-Length: {len(body)}")
-    else:
-        *headers, body = json_body(document)
-    MALFORMED[f"body: {name}"] = (post(*headers, body=body), status)
-
-
-def send_raw(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
-    """`request` as it is, on a new connection; the response's status, headers and body."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
-        connection.sendall(request)
-        response = http.client.HTTPResponse(connection)
-        response.begin()
-        headers = {name.lower(): value for name, value in response.getheaders()}
-        return response.status, headers, response.read()
-
-
-@pytest.mark.parametrize("name", list(MALFORMED))
-def test_a_malformed_request_gets_a_4xx_json_answer(stack, name):
-    request, expected = MALFORMED[name]
-    status, headers, body = send_raw(stack.port, request)
-    assert (status, headers.get("content-type")) == (expected, "application/json"), body[:300]
-    error = json.loads(body)["error"]
-    assert error["code"] == status and error["name"] and error["message"]
-
-
-def test_the_malformed_requests_cover_the_issue(stack):
-    """At least thirty distinct refusals, every one a 4xx (the battery's table, in the README)."""
-    assert len(MALFORMED) >= 30
-    assert all(400 <= status < 500 for _, status in MALFORMED.values())
+def test_malformed_requests_under_load_get_4xx_json_and_disturb_nothing(stack):
+    """Every refusal in the table, 4xx JSON in the app's shape, while predictions go on."""
+    with Load(stack) as load:
+        answers = {case.name: send_raw(stack.port, case.raw) for case in REFUSALS}
+        time.sleep(1.0)
+    record(load.figures("malformed requests", refused=len(answers)))
+    assert len(REFUSALS) >= 30
+    for case in REFUSALS:
+        assert 400 <= case.status < 500, case.name
+        assert_json_refusal(stack, case, answers[case.name])
+    assert load.failed() == []
