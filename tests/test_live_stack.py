@@ -159,6 +159,10 @@ MALFORMED_REQUESTS = [
 READY_WITHIN = 60  # seconds, from `make serve` to /readyz answering 200
 STOPPED_WITHIN = 60  # seconds for a graceful stop: supervisord waits for its programs
 WORKER_BACK_WITHIN = 10  # seconds, from a worker's SIGKILL to a new one serving
+MASTER_BACK_WITHIN = 5  # seconds, from a master's SIGKILL (nginx's, gunicorn's) to serving again
+HANDOVER_WITHIN = 60  # seconds, from a HUP to the new workers serving alone (a busy machine)
+HUPS = 5
+HUP_SLOWEST = 0.5  # seconds: no request waits for the new workers to load
 
 
 @dataclass
@@ -681,6 +685,136 @@ def wait_for_a_prediction(stack: Stack) -> float:
     pytest.fail(f"no prediction served within {WORKER_BACK_WITHIN} s of the last kill")
 
 
+@dataclass
+class Outcome:
+    started: float
+    seconds: float
+    result: int | str  # the status, or the exception that ended the exchange
+
+    @property
+    def ok(self) -> bool:
+        return self.result == 200
+
+
+@contextlib.contextmanager
+def steady_load(stack: Stack, clients: int = 2, pace: float = 0.02) -> Iterator[list[Outcome]]:
+    """Predictions from `clients` threads, each at most one per `pace` seconds, until the end."""
+    outcomes: list[Outcome] = []
+    stop = threading.Event()
+    body = json.dumps({"rows": IRIS_ROWS}).encode()
+
+    def client() -> None:
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                response = stack.request("POST", "/predict", body, JSON)
+                result: int | str = response.status
+            except (OSError, http.client.HTTPException) as error:
+                result = type(error).__name__
+            outcomes.append(Outcome(started, time.monotonic() - started, result))
+            time.sleep(max(0.0, pace - (time.monotonic() - started)))
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(0.5)
+        yield outcomes
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(60)
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+def test_hups_under_load_fail_no_request_and_hold_none_up(stack):
+    """`kill -HUP` reloads code and model: the old workers serve until the new ones can."""
+    master, workers = stack.gunicorn_workers()
+    with steady_load(stack) as outcomes:
+        for _ in range(HUPS):
+            os.kill(master, signal.SIGHUP)
+            workers = wait_for_handover(stack, master, workers)
+    failed = [outcome for outcome in outcomes if not outcome.ok]
+    slowest = max(outcome.seconds for outcome in outcomes)
+    stack.timings["HUPs"] = HUPS
+    stack.timings["requests during HUPs"] = len(outcomes)
+    stack.timings["slowest during HUPs (s)"] = round(slowest, 3)
+    assert failed == [], f"{len(failed)} of {len(outcomes)} failed: {failed[:5]}"
+    assert slowest < HUP_SLOWEST, f"a request took {slowest:.2f} s during the HUPs"
+
+
+def wait_for_handover(stack: Stack, master: int, old: set[int]) -> set[int]:
+    """The new workers, once they alone serve: as many as the old, none of them left."""
+    deadline = time.monotonic() + HANDOVER_WITHIN
+    while time.monotonic() < deadline:
+        current_master, workers = stack.gunicorn_workers()
+        assert current_master == master
+        if len(workers) == len(old) and not workers & old:
+            return workers
+        time.sleep(0.1)
+    pytest.fail(f"old workers {old} still there, or new ones missing, {HANDOVER_WITHIN} s on")
+
+
+def test_a_killed_gunicorn_master_is_back_with_none_of_its_workers_left(stack):
+    """supervisord starts a new gunicorn; the old master's workers do not linger.
+
+    With no requests coming, an orphaned sync worker waits in accept for half gunicorn's
+    timeout before it sees that its master is gone: that is what this test catches.
+    """
+    if not stack.with_nginx:
+        pytest.skip("alone, gunicorn is the container's process: the orchestrator restarts it")
+    master, workers = stack.gunicorn_workers()
+    killed_at = time.monotonic()
+    os.kill(master, signal.SIGKILL)
+    while time.monotonic() - killed_at < MASTER_BACK_WITHIN:
+        left = workers & set(stack.processes())
+        with contextlib.suppress(ValueError):  # no gunicorn master, for a moment
+            new_master, new_workers = stack.gunicorn_workers()
+            if not left and new_master != master and new_workers and predicts(stack):
+                stack.timings["gunicorn master back (s)"] = round(time.monotonic() - killed_at, 2)
+                return
+        time.sleep(0.1)
+    pytest.fail(
+        f"{MASTER_BACK_WITHIN} s after gunicorn's master was killed: old workers left "
+        f"{workers & set(stack.processes())}, processes {stack.processes()}"
+    )
+
+
+def predicts(stack: Stack) -> bool:
+    try:
+        return stack.post_json("/predict", {"rows": IRIS_ROWS}).status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+
+
+def test_a_killed_nginx_master_is_back_with_none_of_its_processes_left(stack):
+    """Its workers, orphaned, hold the port: they must go, and a new nginx bind it."""
+    if not stack.with_nginx:
+        pytest.skip("nginx")
+    old = {pid for pid, process in stack.processes().items() if "nginx" in process.command}
+    (master,) = [pid for pid in old if "master" in stack.processes()[pid].command]
+    with steady_load(stack, clients=1, pace=0.05) as outcomes:
+        killed_at = time.monotonic()
+        os.kill(master, signal.SIGKILL)
+        while time.monotonic() - killed_at < MASTER_BACK_WITHIN:
+            running = stack.processes()
+            new = {pid for pid, process in running.items() if "nginx: master" in process.command}
+            if not old & set(running) and new and predicts(stack):
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail(
+                f"{MASTER_BACK_WITHIN} s after nginx's master was killed: left of it "
+                f"{old & set(stack.processes())}; log:\n{stack.log.read_text()[-3000:]}"
+            )
+        stack.timings["nginx master back (s)"] = round(time.monotonic() - killed_at, 2)
+    stack.timings["requests failed while nginx came back"] = sum(not o.ok for o in outcomes)
+    assert outcomes[-1].ok
+
+
 def test_stopping_it_leaves_no_process_behind(stack):
     """Last: SIGTERM to what `make serve` runs stops everything it started, gracefully."""
     running = stack.processes()
@@ -691,3 +825,35 @@ def test_stopping_it_leaves_no_process_behind(stack):
     if stack.with_nginx:  # nginx and gunicorn removed their pid file and socket on the way out
         assert not (stack.project / "run" / "nginx.pid").exists()
         assert not (stack.project / "run" / "gunicorn.sock").exists()
+
+
+def test_ctrl_c_on_make_serve_piped_to_tee_stops_everything(stack):
+    """`make serve 2>&1 | tee log`, then Ctrl-C: the terminal's SIGINT reaches make, the
+    server and tee at once. tee is gone before the server has said it is stopping."""
+    assert stack.make.poll() is not None, "the stack's own make serve is still running"
+    port = free_port()
+    serve = f"make serve VENV={stack.make.args[2].split('=', 1)[1]} HOST=127.0.0.1 PORT={port}"
+    shell = subprocess.Popen(
+        ["/bin/sh", "-c", f"{serve} 2>&1 | tee serve-tee.log"],
+        cwd=stack.project,
+        env={**os.environ, "PYTHONPATH": "src"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    piped = Stack(stack.project, port, shell, stack.project / "serve-tee.log", stack.with_nginx)
+    try:
+        wait_until_ready(piped)
+        # A terminal's Ctrl-C: SIGINT to the foreground process group, the whole pipeline.
+        os.killpg(shell.pid, signal.SIGINT)
+        deadline = time.monotonic() + STOPPED_WITHIN
+        while time.monotonic() < deadline and set(piped.processes()) - {shell.pid}:
+            time.sleep(0.2)
+        left = [p for p in piped.processes().values() if p.pid != shell.pid]
+        assert left == [], f"left running after Ctrl-C: {left}"
+        with socket.socket() as probe:  # the port is free again
+            probe.bind(("127.0.0.1", port))
+    finally:
+        shell.wait(10)
+        for process in piped.processes().values():
+            os.kill(process.pid, signal.SIGKILL)
