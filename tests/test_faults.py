@@ -157,14 +157,21 @@ def start_stack(project: Path, service_bin: Path) -> Stack:
     return running
 
 
-@pytest.fixture(scope="module")
-def project(copier_template, tmp_path_factory, service_bin) -> Path:
+def trained_project(template: Path, destination: Path, service_bin: Path) -> Path:
+    """The default project rendered in `destination`, trained, ready for `make serve`."""
     system_tool("envsubst")
     system_tool("nginx")
-    project = render(copier_template, tmp_path_factory.mktemp("faults") / "project", {})
+    project = render(template, destination, {})
     environment = {**os.environ, "PYTHONPATH": "src"}
     run_gate(["make", "train", f"VENV={service_bin.parent}"], project, environment)
     return project
+
+
+@pytest.fixture(scope="module")
+def project(copier_template, tmp_path_factory, service_bin) -> Path:
+    return trained_project(
+        copier_template, tmp_path_factory.mktemp("faults") / "project", service_bin
+    )
 
 
 @pytest.fixture(scope="module")
@@ -293,8 +300,11 @@ def test_a_damaged_model_file_gives_503s_then_recovers_without_a_restart(stack):
     assert stack.gunicorn_workers()[0] == master  # recovered by itself, not restarted
 
 
-def test_a_graceful_stop_finishes_every_request_in_flight(project, service_bin):
-    running = start_stack(project, service_bin)
+def test_a_graceful_stop_finishes_every_request_in_flight(copier_template, tmp_path, service_bin):
+    # A project of its own: the module's stack holds this one's run/ folder and sockets.
+    running = start_stack(
+        trained_project(copier_template, tmp_path / "project", service_bin), service_bin
+    )
     try:
         with Load(running) as load:
             stopping_at = time.monotonic()
@@ -307,7 +317,11 @@ def test_a_graceful_stop_finishes_every_request_in_flight(project, service_bin):
     before = [o for o in load.outcomes if o.started < stopping_at]
     cut = [o for o in load.outcomes if not o.ok and o.status != "ConnectionRefusedError"]
     answered = sum(o.ok for o in load.outcomes if o.started >= stopping_at)
-    figures = {"answered after SIGTERM": answered, "stop (s)": round(stopped, 2)}
+    figures = {
+        "answered after SIGTERM": answered,
+        "cut short": len(cut),
+        "stop (s)": round(stopped, 2),
+    }
     record(load.figures("graceful stop (SIGTERM)", **figures))
     assert all(outcome.ok for outcome in before)
     assert cut == [], cut
