@@ -60,6 +60,7 @@ SYSTEM_TOOLS = {
     "envsubst": "gettext-base",
     "wrk": "wrk",
     "redis-server": "redis-server",
+    "strace": "strace",
 }
 
 

@@ -20,7 +20,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from configparser import ConfigParser
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -653,10 +653,10 @@ def test_a_killed_worker_loses_at_most_its_request_and_is_replaced(stack):
     assert len(lost) <= len(original), f"lost {lost} of {len(outcomes)} requests"
     assert is_ok(outcomes[-1])
     if stack.with_nginx:
-        # nginx answers with a JSON 502 for a request whose worker died before answering;
-        # one whose answer was already on its way can only be cut short.
-        answered = [outcome for outcome in lost if isinstance(outcome, Response)]
-        assert all(outcome.json()["error"]["code"] == 502 for outcome in answered), lost
+        # nginx answers with a JSON 502 for a request whose worker died before answering; the
+        # workers send an answer whole or not at all, so none is a 200 cut short.
+        assert all(isinstance(outcome, Response) for outcome in lost), lost
+        assert all(outcome.json()["error"]["code"] == 502 for outcome in lost), lost
     assert served_at - killed_at < WORKER_BACK_WITHIN
 
 
@@ -813,6 +813,143 @@ def test_a_killed_nginx_master_is_back_with_none_of_its_processes_left(stack):
         stack.timings["nginx master back (s)"] = round(time.monotonic() - killed_at, 2)
     stack.timings["requests failed while nginx came back"] = sum(not o.ok for o in outcomes)
     assert outcomes[-1].ok
+
+
+ATTACHED = re.compile(r"Process (\d+) attached")
+
+
+@contextlib.contextmanager
+def killed_at(
+    pids: set[int], syscall: str, nth: int, log: Path
+) -> Iterator[Callable[[], set[int]]]:
+    """strace on `pids`, SIGKILLing each at its `nth` call of `syscall` (counted in each thread),
+    as the call is entered, before it does anything; yields a function returning those killed
+    (waiting a few seconds for one, as a failed request may be noticed before the death).
+
+    A worker killed where its timeout, the OOM killer or a deploy's SIGKILL could land, made
+    deterministic: no timing, no code of the worker's changed.
+    """
+    strace = system_tool("strace")
+    attach = [argument for pid in sorted(pids) for argument in ("-p", str(pid))]
+    inject = f"inject={syscall}:signal=KILL:when={nth}"
+    command = [strace, "-f", "-o", str(log), "-e", f"trace={syscall}", "-e", inject, *attach]
+    messages = log.with_suffix(".stderr")
+    with messages.open("w") as output:
+        tracer = subprocess.Popen(command, stderr=output)
+    try:
+        deadline = time.monotonic() + 10
+        while not pids <= set(map(int, ATTACHED.findall(messages.read_text()))):
+            assert tracer.poll() is None and time.monotonic() < deadline, messages.read_text()
+            time.sleep(0.05)
+
+        def killed() -> set[int]:
+            deadline = time.monotonic() + 5
+            while all(map(alive, pids)) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            return {pid for pid in pids if not alive(pid)}
+
+        yield killed
+    finally:
+        tracer.terminate()  # detaches from the workers still alive
+        try:
+            tracer.wait(5)
+        except subprocess.TimeoutExpired:
+            tracer.kill()  # the kernel detaches a dead tracer's tracees
+            tracer.wait(5)
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def attempt(request: Callable[[], Response]) -> Response | str:
+    """`request`'s response, or how it failed: IncompleteRead for a body cut short."""
+    try:
+        return request()
+    except (OSError, http.client.HTTPException) as error:
+        return type(error).__name__
+
+
+def test_a_worker_killed_as_it_sends_a_json_answer_sends_all_of_it_or_nothing(stack, tmp_path):
+    """SIGKILL at a worker's first send of an answer, then at its second: no 200 cut short.
+
+    gunicorn's own Response sends the head, then the body: killed at its second send, a worker
+    had sent a 200 whose body never came. The project's workers send both at once: the answer
+    arrives whole, or nginx answers its JSON 502 (gunicorn alone: the connection closes
+    without an answer).
+    """
+    # gthread's threads each count their own sends (gunicorn.conf.py sets how many a worker has).
+    threads = re.search(
+        r"^threads = (\d+)$",
+        (stack.project / "deploy" / "gunicorn.conf.py").read_text(),
+        re.MULTILINE,
+    )
+    senders = int(threads[1]) if threads else 1
+    for nth in (1, 2):
+        _, workers = stack.gunicorn_workers()
+        outcomes: list[Response | str] = []
+        with killed_at(workers, "sendto", nth, tmp_path / f"sendto-{nth}.log") as killed:
+            # Some worker's thread sends its nth answer within this many requests.
+            for _ in range(len(workers) * senders * (nth - 1) + 1):
+                outcomes.append(attempt(lambda: stack.post_json("/predict", {"rows": IRIS_ROWS})))
+                if not is_ok(outcomes[-1]):
+                    break
+            assert len(killed()) == 1, (nth, outcomes)
+        *answered, lost = outcomes
+        assert all(is_ok(outcome) for outcome in answered), (nth, outcomes)
+        assert all(outcome.json() == {"predictions": IRIS_CLASSES} for outcome in answered)
+        if stack.with_nginx:
+            assert isinstance(lost, Response), (nth, outcomes)
+            assert (lost.status, lost.json()["error"]["code"]) == (502, 502), (nth, lost)
+        else:
+            assert lost == "RemoteDisconnected", (nth, outcomes)
+        wait_for_a_prediction(stack)  # the worker's replacement serves
+
+
+def test_a_worker_killed_as_it_sends_a_large_file_cuts_it_visibly(stack, tmp_path):
+    """Swagger UI's bundle goes out with sendfile(2) after its head: a worker killed in between,
+    or while the body waits for room in the socket, cannot take back the 200. The client sees
+    the body end short of its Content-Length, and nginx logs fewer bytes than that length."""
+    path = "/docs/swagger-ui-bundle.js"
+    _, workers = stack.gunicorn_workers()
+    logged_before = stack.log.stat().st_size
+    with killed_at(workers, "sendfile", 1, tmp_path / "sendfile.log") as killed:
+        connection = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=30)
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            with pytest.raises(http.client.IncompleteRead) as cut:
+                response.read()
+        finally:
+            connection.close()
+        assert len(killed()) == 1
+    assert response.status == 200
+    # Not re-framed as chunked, which would let the end of the stream pass for the end of the body.
+    assert response.getheader("Transfer-Encoding") is None
+    length = int(response.getheader("Content-Length"))
+    assert len(cut.value.partial) + cut.value.expected == length > len(cut.value.partial)
+    if stack.with_nginx:
+        sent, logged_length = access_log_bytes(stack, path, logged_before)
+        assert (sent, logged_length) == (len(cut.value.partial), length)
+    wait_for_a_prediction(stack)
+
+
+def access_log_bytes(stack: Stack, path: str, since: int) -> tuple[int, int]:
+    """nginx's access log line for a GET of `path`, past byte `since` of make serve's output:
+    its body bytes sent, and its Content-Length.
+
+    nginx writes its access log at most a second late (buffer=64k flush=1s in nginx.conf).
+    """
+    line = re.compile(rf'"GET {re.escape(path)} HTTP/1\.1" 200 (\d+) .* (\d+)$', re.MULTILINE)
+    deadline = time.monotonic() + 5
+    while not (found := line.findall(stack.log.read_bytes()[since:].decode())):
+        assert time.monotonic() < deadline, f"no access log line for {path}"
+        time.sleep(0.2)
+    ((sent, length),) = found
+    return int(sent), int(length)
 
 
 def test_stopping_it_leaves_no_process_behind(stack):
