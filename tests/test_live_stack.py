@@ -29,7 +29,7 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 
-from tests.conftest import render, run_gate, system_tool
+from tests.conftest import SERVICE_VENV, render, run_gate, system_tool
 from tests.test_stack_configs import instructions
 
 STACKS = {
@@ -448,7 +448,9 @@ def nginx_deployed_with(stack: Stack, **environ: str) -> Iterator[int]:
     (stack.project / folder).mkdir()
     environment = {
         **os.environ,
-        "PATH": f"{os.environ['PATH']}{os.pathsep}/usr/sbin",
+        # The project's python (for its leftovers step) as make serve has it, and nginx.
+        "PATH": os.pathsep.join([str(SERVICE_VENV / "bin"), os.environ["PATH"], "/usr/sbin"]),
+        "PYTHONPATH": "src",
         "HOST": "127.0.0.1",
         "PORT": str(port),
         **environ,
