@@ -199,13 +199,12 @@ def wait_healthy(container: Container, within: float) -> float:
     return time.monotonic() - started
 
 
-def process_users(container: Container) -> dict[str, int]:
-    """Every process in the container: its command, and the UID it runs as."""
-    listing = podman("top", container.name, "uid", "args").stdout.splitlines()[1:]
-    processes = {}
-    for line in listing:
-        uid, command = line.split(None, 1)
-        processes[command.strip()] = int(uid)
+def process_users(container: Container) -> list[tuple[int, str]]:
+    """Every process in the container: the UID it runs as, and its command (read by Podman
+    from the host's /proc: the slim image has no ps). Rootful Podman maps no user namespace,
+    so the host's UID is the container's, which no host account names."""
+    listing = podman("top", container.name, "huser", "args").stdout.splitlines()[1:]
+    processes = [(int(line.split(None, 1)[0]), line.split(None, 1)[1].strip()) for line in listing]
     assert processes, f"podman top found no process in {container.name}"
     return processes
 
@@ -225,10 +224,10 @@ def assert_serves_and_stops(
 
 def assert_unprivileged(container: Container, programs: set[str]) -> None:
     """Every process runs as the image's user, and each of `programs` runs."""
-    users = process_users(container)
-    assert set(users.values()) == {APP_UID}, users
-    missing = [program for program in programs if not any(program in c for c in users)]
-    assert not missing, f"{missing} not running: {users}"
+    processes = process_users(container)
+    assert {uid for uid, _ in processes} == {APP_UID}, processes
+    missing = [name for name in programs if not any(name in command for _, command in processes)]
+    assert not missing, f"{missing} not running: {processes}"
 
 
 def assert_stops_cleanly(container: Container, grace_period: float) -> None:
@@ -369,7 +368,7 @@ def test_the_embedded_compose_file_runs_with_podman_compose(images, service_bin)
         assert job["predictions"] == native_predictions(image.project, service_bin)
         for running in (web, worker):
             assert running.inspect("{{.HostConfig.ReadonlyRootfs}}") == "true"
-            assert set(process_users(running).values()) == {APP_UID}
+            assert {uid for uid, _ in process_users(running)} == {APP_UID}
         compose_run("stop")
         for stopped in (web, worker):
             assert stopped.inspect("{{.State.ExitCode}}") == "0", stopped.logs()
