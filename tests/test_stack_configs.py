@@ -175,7 +175,7 @@ def check_dockerfile(project: Path) -> None:
     allowed = dockerignore_allowlist(project)
     # Files the build needs that the template does not write: `make lock`'s, and your data.
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
-    provided = {"requirements.lock", answers.get("dataset_path")}
+    provided = {"requirements.lock", "requirements-train.lock", answers.get("dataset_path")}
     for arguments in dockerfile["COPY"]:
         if arguments.startswith("--from="):
             continue
