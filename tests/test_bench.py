@@ -60,6 +60,7 @@ def test_a_peer_takes_gunicorns_place_and_nothing_else_changes(
     check_nginx(project)
 
 
+@pytest.mark.live
 def test_the_smoke_run_serves_and_stops_everything(service_bin):
     for tool in ("wrk", "nginx", "envsubst"):
         system_tool(tool)

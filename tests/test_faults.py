@@ -34,6 +34,8 @@ from tests.test_live_stack import (
     wait_until_ready,
 )
 
+pytestmark = pytest.mark.live  # rendered services on loopback ports (pytest -m 'not live')
+
 REQUESTS_PER_SECOND = 120
 CLIENT_THREADS = 4
 BACK_WITHIN = 5.0  # seconds from a master's SIGKILL to predictions answered again

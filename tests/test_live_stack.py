@@ -32,6 +32,8 @@ import pytest
 from tests.conftest import SERVICE_VENV, render, run_gate, system_tool
 from tests.test_stack_configs import instructions
 
+pytestmark = pytest.mark.live  # rendered services on loopback ports (pytest -m 'not live')
+
 STACKS = {
     "nginx-supervisor": {},
     "gunicorn-alone": dict(web_server="gunicorn", process_manager="none"),

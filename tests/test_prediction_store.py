@@ -28,6 +28,8 @@ import pytest
 from tests.conftest import render, run_gate
 from tests.test_live_stack import IRIS_ROWS, Stack, free_port, wait_until_ready
 
+pytestmark = pytest.mark.live  # rendered services on loopback ports (pytest -m 'not live')
+
 POSTGRES_READY_WITHIN = 60  # seconds, from starting the server to it accepting connections
 RECORDED_WITHIN = 60  # seconds for a record to reach the database through the writer thread
 USER = "store_test"

@@ -40,6 +40,8 @@ from tests.test_live_stack import (
 )
 from tests.test_stack_configs import check_compose
 
+pytestmark = pytest.mark.live  # rendered services on loopback ports (pytest -m 'not live')
+
 PACKAGE = "iris_classifier"
 JOB_WITHIN = 120  # seconds for queued jobs to be done once a worker runs
 STOP_WITHIN = 60  # seconds for a worker (or redis-server) to exit once signalled
