@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -46,11 +47,11 @@ class Schema:
             categories={name: frozenset(values) for name, values in categories.items()},
         )
 
-    @property
+    @cached_property  # read on every request: worked out once
     def types_by_name(self) -> dict[str, str]:
         return dict(zip(self.names, self.types, strict=True))
 
-    @property
+    @cached_property
     def all_numbers(self) -> bool:
         return all(kind == NUMBER for kind in self.types)
 
