@@ -52,6 +52,15 @@ class Schema:
         return dict(zip(self.names, self.types, strict=True))
 
     @cached_property
+    def category_columns(self) -> list[tuple[int, str, frozenset[str]]]:
+        """Per category feature: its column, its name, and what is not unknown in it."""
+        return [
+            (column, name, self.categories[name] | {""})
+            for column, name in enumerate(self.names)
+            if name in self.categories
+        ]
+
+    @cached_property
     def all_numbers(self) -> bool:
         return all(kind == NUMBER for kind in self.types)
 
@@ -77,9 +86,8 @@ def as_model_input(
 def unknown_categories(features: np.ndarray, schema: Schema) -> dict[str, list[str]]:
     """Per category feature, the values in `features` that training never saw (sorted)."""
     unknown = {}
-    for column, name in enumerate(schema.names):
-        known = schema.categories.get(name)
+    for column, name, known in schema.category_columns:
         # "" is a missing value, imputed rather than unknown.
-        if known is not None and (new := set(features[:, column].tolist()) - known - {""}):
+        if new := {value for value in features[:, column].tolist() if value not in known}:
             unknown[name] = sorted(new)
     return unknown
