@@ -761,7 +761,14 @@ def write_results(
         "(the load average includes whatever ran just before, e.g. an earlier run).",
         "",
     ]
-    path.write_text("\n".join(lines))
+    path.write_text("\n".join(lines) + image_section(path))
+
+
+def image_section(path: Path) -> str:
+    """The "Image" section bench/image.py wrote in `path`, kept when the rest is rewritten."""
+    text = path.read_text() if path.exists() else ""
+    _, marker, section = text.partition("\n## Image\n")
+    return f"\n## Image\n{section.split(chr(10) + '## ', 1)[0]}" if marker else ""
 
 
 # ---------------------------------------------------------------------------------- main

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -59,6 +60,7 @@ SYSTEM_TOOLS = {
     "envsubst": "gettext-base",
     "wrk": "wrk",
     "redis-server": "redis-server",
+    "strace": "strace",
 }
 
 
@@ -81,3 +83,40 @@ def render(template: Path, destination: Path, answers: Mapping[str, Any]) -> Pat
     """`copier copy --trust --defaults` with `answers`, usable outside any fixture's scope."""
     run_copy(str(template), destination, data=dict(answers), defaults=True, unsafe=True)
     return destination
+
+
+@pytest.fixture(scope="session")
+def podman_ready() -> None:
+    """Podman runs containers here (tests/containers.py), or the test is skipped; under CI,
+    failed."""
+    from tests.containers import require_podman
+
+    require_podman()
+
+
+@pytest.fixture(scope="session")
+def python_base(podman_ready) -> str:
+    """The local stand-in for the official python:3.11-slim-bookworm image the generated
+    Dockerfile starts from (tests/containers.py), made once and kept between runs."""
+    from tests.containers import python_base_image
+
+    return python_base_image("3.11")
+
+
+# The fault battery's figures (tests/test_faults.py), one JSON file per fault, printed as one
+# table at the end of the session: the controller's, when xdist runs the tests in workers.
+FAULT_FIGURES = REPO_ROOT / "build" / "faults"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput"):
+        shutil.rmtree(FAULT_FIGURES, ignore_errors=True)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    figures = [json.loads(path.read_text()) for path in sorted(FAULT_FIGURES.glob("*.json"))]
+    if not figures:
+        return
+    terminalreporter.section("faults under load (tests/test_faults.py)")
+    for row in figures:
+        terminalreporter.line(" | ".join(f"{key}: {value}" for key, value in row.items()))

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+
 import pytest
 import yaml
 
@@ -106,6 +113,41 @@ REFUSED = [
         {"serve_model": False, "prediction_store": "sqlite"},
         "prediction_store needs serve_model=true",
         id="prediction-store-without-serving",
+    ),
+    pytest.param(
+        {"serve_model": False, "kubernetes": True},
+        "Kubernetes manifests need serve_model=true",
+        id="kubernetes-without-serving",
+    ),
+    pytest.param(
+        {
+            "web_server": "gunicorn",
+            "dockerfile": False,
+            "docker_compose": False,
+            "kubernetes": True,
+        },
+        "run the image the Dockerfile builds",
+        id="kubernetes-without-dockerfile",
+    ),
+    pytest.param(
+        {"kubernetes": True},
+        "choose web_server=gunicorn",
+        id="kubernetes-with-nginx",
+    ),
+    pytest.param(
+        {"web_server": "gunicorn", "process_manager": "supervisor", "kubernetes": True},
+        "choose process_manager=none",
+        id="kubernetes-with-supervisor",
+    ),
+    pytest.param(
+        {"web_server": "gunicorn", "task_queue": "sqlite", "kubernetes": True},
+        "choose task_queue=redis",
+        id="kubernetes-with-the-embedded-queue",
+    ),
+    pytest.param(
+        {"web_server": "gunicorn", "prediction_store": "sqlite", "kubernetes": True},
+        "choose prediction_store=postgresql",
+        id="kubernetes-with-the-embedded-store",
     ),
 ]
 
@@ -212,3 +254,71 @@ def test_gunicorn_alone_defaults_to_one_process_with_threads(copier, tmp_path):
     answers = yaml.safe_load((project.path / ".copier-answers.yml").read_text())
     assert answers["process_manager"] == "none"
     assert answers["gunicorn_worker_class"] == "gthread"
+
+
+def test_the_prompt_offers_no_process_manager_nginx_cannot_run_with(
+    copier, copier_template, tmp_path
+):
+    """Interactively, nginx with process_manager=none cannot be picked.
+
+    Copier's prompt for a question with choices never runs the question's validator (it only
+    offers the options), so this drives a real `copier copy` in a terminal: every answer is
+    given but process_manager, whose prompt gets "down, enter", which would pick "none".
+    """
+    defaults = copier.copy(tmp_path / "defaults").path / ".copier-answers.yml"
+    answers = yaml.safe_load(defaults.read_text())
+    data = {name: value for name, value in answers.items() if not name.startswith("_")}
+    del data["process_manager"]
+    assert data["web_server"] == "nginx"
+    data_file = tmp_path / "answers.yml"
+    data_file.write_text(yaml.safe_dump(data))
+    project = tmp_path / "project"
+    command = [sys.executable, "-m", "copier", "copy", "--trust", "--data-file", str(data_file)]
+
+    transcript = run_in_terminal(
+        [*command, str(copier_template), str(project)],
+        prompt=b"What keeps the processes alive?",
+        keys=[b"\x1b[B", b"\r"],  # the arrow down, then enter
+    )
+    rendered = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert rendered["process_manager"] == "supervisor", transcript
+    assert (project / "deploy" / "supervisord.conf").exists()
+
+
+def run_in_terminal(command: list[str], prompt: bytes, keys: list[bytes]) -> str:
+    """Run `command` in a pseudo-terminal, type `keys` once `prompt` shows; its output."""
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        command,
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        env={**os.environ, "TERM": "xterm"},
+    )
+    os.close(terminal)
+    output = bytearray()
+    deadline = time.monotonic() + 120
+    typed = False
+    try:
+        while process.poll() is None and time.monotonic() < deadline:
+            if select.select([controller], [], [], 0.2)[0]:
+                try:
+                    output += os.read(controller, 65536)
+                except OSError:  # the terminal closed: the process is ending
+                    break
+            if not typed and prompt in output:
+                time.sleep(0.5)  # let the prompt draw its choices before the keys arrive
+                for key in keys:
+                    os.write(controller, key)
+                    time.sleep(0.2)
+                typed = True
+        process.wait(timeout=max(deadline - time.monotonic(), 1))
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(controller)
+    transcript = output.decode(errors="replace")
+    assert typed, f"the prompt never showed:\n{transcript}"
+    assert process.returncode == 0, transcript
+    return transcript

@@ -128,6 +128,17 @@ COMBINATIONS = {
         apis=["predict", "evaluate"],
         python_version="3.10",
     ),
+    # Kubernetes manifests (tests/test_kubernetes.py validates them): their project's own gates,
+    # with the gunicorn.conf.py test of MIGRATE_ON_START for the store.
+    "clf-kubernetes-gunicorn-alone": dict(kubernetes=True, web_server="gunicorn"),
+    "reg-kubernetes-redis-queue-postgresql-store": dict(
+        problem_type=REG,
+        kubernetes=True,
+        web_server="gunicorn",
+        task_queue="redis",
+        prediction_store="postgresql",
+        python_version="3.12",
+    ),
     "batch-clf-boosting": dict(serve_model=False, estimator="gradient_boosting", log_format="json"),
     "batch-reg-forest-csv-joblib": dict(
         serve_model=False,

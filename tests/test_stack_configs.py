@@ -91,7 +91,7 @@ def test_every_file_passes_the_program_that_reads_it(project, service_bin):
         queue = yaml.safe_load((project / ".copier-answers.yml").read_text())["task_queue"]
         assert ("worker" in programs) == (queue != "none")
     if (project / "deploy" / "nginx.conf").exists():
-        check_nginx(project)
+        check_nginx(project, service_bin)
     if (project / "Dockerfile").exists():
         check_dockerfile(project)
     if (project / "docker-compose.yml").exists():
@@ -115,7 +115,7 @@ def check_supervisor(project: Path, service_bin: Path) -> dict[str, str]:
     return dict(line.split() for line in output.splitlines())
 
 
-def check_nginx(project: Path) -> None:
+def check_nginx(project: Path, service_bin: Path) -> None:
     """`nginx -t`, as supervisord.conf starts nginx, and as an unprivileged user."""
     system_tool("envsubst")
     nginx = system_tool("nginx")
@@ -123,6 +123,12 @@ def check_nginx(project: Path) -> None:
     supervisor.read(project / "deploy" / "supervisord.conf")
     shell, flag, script = shlex.split(supervisor["program:nginx"]["command"])
     assert (shell, flag) == ("/bin/sh", "-c")
+    # First, what a killed nginx left is ended (nothing, here): run as this user, since the
+    # service's environment may be closed to `nobody`; then nginx, from envsubst on.
+    leftovers, script = script.split(" && ", 1)
+    assert leftovers == "python -m iris_classifier.leftovers run/nginx.pid nginx"
+    environment = {"PATH": f"{service_bin}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": "src"}
+    run_gate(shlex.split(leftovers), project, environment)
     run = project / "run"
     run.mkdir(exist_ok=True)
     # nginx reopens /dev/stdout for its access log: like supervisord's pipes, the output
@@ -169,7 +175,7 @@ def check_dockerfile(project: Path) -> None:
     allowed = dockerignore_allowlist(project)
     # Files the build needs that the template does not write: `make lock`'s, and your data.
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
-    provided = {"requirements.lock", answers.get("dataset_path")}
+    provided = {"requirements.lock", "requirements-train.lock", answers.get("dataset_path")}
     for arguments in dockerfile["COPY"]:
         if arguments.startswith("--from="):
             continue

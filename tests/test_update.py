@@ -97,6 +97,7 @@ def unmerged(project: Path) -> list[str]:
     return [line[3:] for line in status if line[:2] in {"UU", "AA", "DU", "UD"}]
 
 
+GUNICORN_ALONE = {"web_server": "gunicorn", "process_manager": "none"}
 ANSWER_CHANGES = [
     pytest.param(
         {"apis": ["predict"], "openapi_docs": False},
@@ -137,6 +138,19 @@ ANSWER_CHANGES = [
         {"prediction_store": "sqlite"}, {"prediction_store": "postgresql"}, id="store-to-postgresql"
     ),
     pytest.param({"prediction_store": "postgresql"}, {"prediction_store": "none"}, id="drop-store"),
+    pytest.param(GUNICORN_ALONE, {"kubernetes": True}, id="kubernetes-on"),
+    pytest.param(
+        {**GUNICORN_ALONE, "kubernetes": True}, {"kubernetes": False}, id="kubernetes-off"
+    ),
+    pytest.param(
+        {**GUNICORN_ALONE, "kubernetes": True},
+        {
+            "task_queue": "redis",
+            "prediction_store": "postgresql",
+            "apis": ["predict", "predict_proba", "evaluate", "jobs"],
+        },
+        id="kubernetes-queue-and-store-on",
+    ),
     pytest.param({}, {"serve_model": False, "apis": [], "openapi_docs": False}, id="stop-serving"),
     pytest.param(
         {"serve_model": False, "apis": [], "openapi_docs": False},
@@ -351,4 +365,15 @@ def test_a_changed_nginx_directive_survives_a_change_the_template_makes_there(te
     text = nginx.read_text()
     assert "worker_processes 2;" in text and "gzip on;" in text
     assert "access_log /dev/stdout json buffer=64k flush=1s;" in text
+    assert not unmerged(project)
+
+
+def test_edited_kubernetes_manifests_survive_an_update(template, tmp_path):
+    project = copy(template, tmp_path / "project", **GUNICORN_ALONE, kubernetes=True)
+    hpa = project / "deploy" / "kubernetes" / "base" / "hpa.yaml"
+    edit(hpa, "maxReplicas: 10", "maxReplicas: 40")
+    commit_all(project, "our cluster's ceiling")
+    update(project, task_queue="redis", apis=["predict", "predict_proba", "evaluate", "jobs"])
+    assert "maxReplicas: 40" in hpa.read_text()
+    assert (hpa.parent / "worker-scaledobject.yaml").exists()
     assert not unmerged(project)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from . import metrics
 from .features import unknown_categories
+from .finite import NonFiniteOutputError
 from .model import TrainedModel
 from .tables import TableError, read_features, write_column
 
@@ -20,7 +23,7 @@ def predict_csv(model: TrainedModel, source: Path, destination: Path) -> int:
     for name, values in unknown_categories(features, schema).items():
         # Predicted all the same, as none of the known categories (features.py).
         log.warning("%s: categories unseen in training in column %r: %s", source, name, values)
-    predictions = model.predict(features)
+    predictions = _predict(model, features, source)
     write_column(destination, model.metadata["target_name"], predictions)
     return len(predictions)
 
@@ -31,7 +34,16 @@ def evaluate_csv(model: TrainedModel, source: Path) -> dict[str, float]:
     features, target = read_features(
         source, model.feature_names, target_name, model.schema.types_by_name
     )
-    return metrics.score(_as_training_labels(model, target), model.predict(features))
+    return metrics.score(_as_training_labels(model, target), _predict(model, features, source))
+
+
+def _predict(model: TrainedModel, features: np.ndarray, source: Path) -> list:
+    """The model's predictions; a row it has no finite output for is named by its CSV line."""
+    try:
+        return model.predict(features)
+    except NonFiniteOutputError as error:
+        # Line 1 is the header, so the first row is line 2 (as tables.py counts them).
+        raise TableError(f"{source}, {error.describe(lambda index: f'row {index + 2}')}") from None
 
 
 def _as_training_labels(model: TrainedModel, values: list[str]) -> list:

@@ -1,0 +1,369 @@
+"""Faults on the live stack under load: what the clients see of each, with a figure.
+
+The default stack (supervisord keeping nginx in front of gunicorn, the rendered project's own
+`make serve`) answers a steady stream of predictions, about 120 a second from a few client
+threads, while each fault is injected: workers, masters and nginx killed, reloads, a damaged
+model file, a stop, and malformed requests. Each test records what the clients saw (requests,
+failures, the slowest answer, seconds until predictions were back) in build/faults/, and the
+session's summary prints them as one table (the README's reliability section quotes it).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FAULT_FIGURES, render, run_gate, system_tool
+from tests.test_live_stack import (
+    IRIS_CLASSES,
+    IRIS_ROWS,
+    MALFORMED_REQUESTS,
+    Malformed,
+    Stack,
+    assert_json_refusal,
+    send_raw,
+    wait_until_ready,
+)
+
+REQUESTS_PER_SECOND = 120
+CLIENT_THREADS = 4
+BACK_WITHIN = 5.0  # seconds from a master's SIGKILL to predictions answered again
+HUP_SLOWEST = 0.5  # seconds: no request may take longer while gunicorn reloads
+RECOVER_WITHIN = 10.0  # seconds from a good model file back to predictions answered
+STEADY = 1.5  # seconds of requests all answered ok: the service is back
+PREDICT_BODY = json.dumps({"rows": IRIS_ROWS}).encode()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One request of the load: when it started, how long it took, and what came back."""
+
+    started: float
+    seconds: float
+    status: int | str  # the HTTP status, or the name of the error the client got
+    ok: bool  # 200 with the right predictions
+
+
+@dataclass
+class Load:
+    """A steady stream of predictions through the stack's front door, from a few threads.
+
+    Each request is a new connection, as from many independent clients, and counts as ok only
+    with status 200 and the right predictions: a truncated or garbled answer is a failure.
+    """
+
+    stack: Stack
+    rate: float = REQUESTS_PER_SECOND
+    outcomes: list[Outcome] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def __enter__(self) -> Load:
+        for index in range(CLIENT_THREADS):
+            thread = threading.Thread(target=self._send, args=(index,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        time.sleep(1.0)  # a second of normal service before any fault
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(60)
+
+    def _send(self, index: int) -> None:
+        interval = CLIENT_THREADS / self.rate
+        next_at = time.monotonic() + index * interval / CLIENT_THREADS
+        while not self._stop.is_set():
+            pause = next_at - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            next_at = max(next_at + interval, time.monotonic() - interval)
+            self.outcomes.append(self.predict())
+
+    def predict(self) -> Outcome:
+        started = time.monotonic()
+        connection = http.client.HTTPConnection("127.0.0.1", self.stack.port, timeout=30)
+        try:
+            connection.request(
+                "POST", "/predict", PREDICT_BODY, {"Content-Type": "application/json"}
+            )
+            response = connection.getresponse()
+            body = response.read()
+            status: int | str = response.status
+            ok = status == 200 and json.loads(body) == {"predictions": IRIS_CLASSES}
+        except (OSError, http.client.HTTPException, ValueError) as error:
+            status, ok = type(error).__name__, False
+        finally:
+            connection.close()
+        return Outcome(started, time.monotonic() - started, status, ok)
+
+    def failed(self) -> list[Outcome]:
+        return [outcome for outcome in self.outcomes if not outcome.ok]
+
+    def slowest(self) -> float:
+        return max(outcome.seconds for outcome in self.outcomes)
+
+    def wait_until_back(self, since: float, within: float) -> float:
+        """Seconds from `since` until predictions are answered again, and stay answered.
+
+        Back means a second of requests, every one answered ok; the figure is when the
+        last failure before that second ended (0 if none did).
+        """
+        deadline = since + within + STEADY
+        while time.monotonic() < deadline:
+            now = time.monotonic()
+            # Requests that started in the last second and a half, but for the newest half
+            # second's, which may still be on their way.
+            steady = [o for o in list(self.outcomes) if now - STEADY <= o.started < now - 0.5]
+            if now - STEADY >= since and steady and all(o.ok for o in steady):
+                failures = [o for o in list(self.outcomes) if o.started > since and not o.ok]
+                return max((o.started + o.seconds - since for o in failures), default=0.0)
+            time.sleep(0.05)
+        statuses = sorted({str(o.status) for o in self.outcomes if o.started > since})
+        pytest.fail(f"not back within {within} s; the clients saw {statuses}")
+
+    def figures(self, fault: str, **more: object) -> dict[str, object]:
+        failed = self.failed()
+        return {
+            "fault": fault,
+            "requests": len(self.outcomes),
+            "failed": len(failed),
+            "failures": sorted({str(outcome.status) for outcome in failed}),
+            "slowest (s)": round(self.slowest(), 3),
+            **more,
+        }
+
+
+def record(figures: dict[str, object]) -> None:
+    """Keep a test's figures for the session's summary table (tests/conftest.py)."""
+    FAULT_FIGURES.mkdir(parents=True, exist_ok=True)
+    name = str(figures["fault"]).replace(" ", "-").replace("/", "-")
+    (FAULT_FIGURES / f"{name}.json").write_text(json.dumps(figures))
+
+
+def start_stack(project: Path, service_bin: Path) -> Stack:
+    running = Stack.serve(project, service_bin, {**os.environ, "PYTHONPATH": "src"})
+    wait_until_ready(running)
+    return running
+
+
+def trained_project(template: Path, destination: Path, service_bin: Path) -> Path:
+    """The default project rendered in `destination`, trained, ready for `make serve`."""
+    system_tool("envsubst")
+    system_tool("nginx")
+    project = render(template, destination, {})
+    environment = {**os.environ, "PYTHONPATH": "src"}
+    run_gate(["make", "train", f"VENV={service_bin.parent}"], project, environment)
+    return project
+
+
+@pytest.fixture(scope="module")
+def project(copier_template, tmp_path_factory, service_bin) -> Path:
+    return trained_project(
+        copier_template, tmp_path_factory.mktemp("faults") / "project", service_bin
+    )
+
+
+@pytest.fixture(scope="module")
+def stack(project, service_bin) -> Iterator[Stack]:
+    """One stack for the faults it survives; each test leaves it serving as it found it."""
+    running = start_stack(project, service_bin)
+    try:
+        yield running
+    finally:
+        left = running.stop()
+        assert left == [], f"left behind: {left}"
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` is a process that still runs (a zombie has ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def wait_until_gone(pids: set[int], within: float) -> float:
+    """Seconds until none of `pids` runs; fails naming those still running after `within`."""
+    started = time.monotonic()
+    while time.monotonic() - started < within:
+        if not any(alive(pid) for pid in pids):
+            return time.monotonic() - started
+        time.sleep(0.05)
+    pytest.fail(f"still running {within} s later: {sorted(p for p in pids if alive(p))}")
+
+
+def nginx_processes(stack: Stack) -> tuple[int, set[int]]:
+    """nginx's master and its workers, in the stack's session."""
+    processes = stack.processes().values()
+    (master,) = [process.pid for process in processes if process.command.startswith("nginx: m")]
+    workers = {process.pid for process in processes if process.command.startswith("nginx: w")}
+    return master, workers
+
+
+def test_a_killed_worker_costs_at_most_its_request(stack):
+    _, workers = stack.gunicorn_workers()
+    with Load(stack) as load:
+        for worker in sorted(workers):
+            os.kill(worker, signal.SIGKILL)
+            time.sleep(2.0)
+        back = load.wait_until_back(time.monotonic(), BACK_WITHIN)
+    record(load.figures("worker SIGKILL", kills=len(workers), **{"back (s)": round(back, 2)}))
+    assert len(load.failed()) <= len(workers), load.failed()
+
+
+def test_a_killed_gunicorn_master_is_back_within_5_s_without_orphans(stack):
+    master, workers = stack.gunicorn_workers()
+    with Load(stack) as load:
+        killed_at = time.monotonic()
+        os.kill(master, signal.SIGKILL)
+        back = load.wait_until_back(killed_at, BACK_WITHIN)
+        orphans_gone = wait_until_gone(workers, BACK_WITHIN)
+        time.sleep(1.0)
+    new_master, new_workers = stack.gunicorn_workers()
+    figures = {"back (s)": round(back, 2), "old workers gone (s)": round(orphans_gone, 2)}
+    record(load.figures("gunicorn master SIGKILL", **figures))
+    assert new_master != master and new_workers.isdisjoint(workers)
+    assert back <= BACK_WITHIN
+
+
+def test_a_killed_nginx_master_is_back_within_5_s_without_orphans(stack):
+    master, workers = nginx_processes(stack)
+    with Load(stack) as load:
+        killed_at = time.monotonic()
+        os.kill(master, signal.SIGKILL)
+        back = load.wait_until_back(killed_at, BACK_WITHIN)
+        orphans_gone = wait_until_gone(workers | {master}, BACK_WITHIN)
+        time.sleep(1.0)
+    new_master, _ = nginx_processes(stack)
+    figures = {"back (s)": round(back, 2), "old nginx gone (s)": round(orphans_gone, 2)}
+    record(load.figures("nginx master SIGKILL", **figures))
+    assert new_master != master
+    assert back <= BACK_WITHIN
+    # The new nginx holds the port: the predictions after the kill were answered by it.
+    assert load.outcomes[-1].ok
+
+
+def test_five_reloads_lose_and_stall_nothing(stack):
+    master, _ = stack.gunicorn_workers()
+    with Load(stack) as load:
+        for _ in range(5):
+            os.kill(master, signal.SIGHUP)
+            time.sleep(3.0)
+    record(load.figures("5 x HUP (reload)"))
+    assert load.failed() == []
+    assert load.slowest() < HUP_SLOWEST
+    assert stack.gunicorn_workers()[0] == master  # reloaded, not restarted
+
+
+def test_a_damaged_model_file_gives_503s_then_recovers_without_a_restart(stack):
+    artifact = stack.project / "models" / "model.npz"
+    good = artifact.read_bytes()
+    master, holding_the_model = stack.gunicorn_workers()
+    with Load(stack) as load:
+        artifact.write_bytes(os.urandom(len(good)))
+        # Workers keep the model they hold; a reload brings workers that must load the file,
+        # and the old ones retire once the new ones serve.
+        os.kill(master, signal.SIGHUP)
+        wait_until_gone(holding_the_model, RECOVER_WITHIN)
+        alive_answer = stack.request("GET", "/livez")
+        ready_answer = stack.request("GET", "/readyz")
+        predict_answer = stack.post_json("/predict", {"rows": IRIS_ROWS})
+        time.sleep(1.0)
+        restored_at = time.monotonic()
+        artifact.write_bytes(good)
+        load.wait_until_back(restored_at, RECOVER_WITHIN)
+        time.sleep(1.0)
+    back = min(o.started + o.seconds for o in load.outcomes if o.started > restored_at and o.ok)
+    back -= restored_at
+    statuses = {outcome.status for outcome in load.outcomes}
+    refused = sum(outcome.status == 503 for outcome in load.outcomes)
+    record(load.figures("damaged model file", **{"503s": refused, "back (s)": round(back, 2)}))
+    assert statuses <= {200, 503}, statuses
+    assert alive_answer.status == 200
+    for answer in (ready_answer, predict_answer):
+        assert answer.status == 503
+        assert "model.npz" in answer.json()["error"]["message"]
+    assert stack.gunicorn_workers()[0] == master  # recovered by itself, not restarted
+
+
+def test_a_graceful_stop_finishes_every_request_in_flight(copier_template, tmp_path, service_bin):
+    # A project of its own: the module's stack holds this one's run/ folder and sockets.
+    running = start_stack(
+        trained_project(copier_template, tmp_path / "project", service_bin), service_bin
+    )
+    try:
+        with Load(running) as load:
+            stopping_at = time.monotonic()
+            os.kill(running.server(), signal.SIGTERM)
+            running.make.wait(60)
+            stopped = time.monotonic() - stopping_at
+    finally:
+        left = running.stop()
+    # Requests sent before the stop were answered; after it, connections are refused.
+    before = [o for o in load.outcomes if o.started < stopping_at]
+    cut = [o for o in load.outcomes if not o.ok and o.status != "ConnectionRefusedError"]
+    answered = sum(o.ok for o in load.outcomes if o.started >= stopping_at)
+    figures = {
+        "answered after SIGTERM": answered,
+        "cut short": len(cut),
+        "stop (s)": round(stopped, 2),
+    }
+    record(load.figures("graceful stop (SIGTERM)", **figures))
+    assert all(outcome.ok for outcome in before)
+    assert cut == [], cut
+    assert left == []
+    assert running.make.returncode == 0
+
+
+def app_refusal(name: str, body: bytes, status: int) -> Malformed:
+    """Well-formed HTTP whose JSON body the app refuses."""
+    headers = [b"Host: localhost", b"Content-Type: application/json"]
+    length = b"Content-Length: %d" % len(body)
+    request = b"\r\n".join([b"POST /predict HTTP/1.1", *headers, length, b"", body])
+    return Malformed(name, request, status)
+
+
+def rows(*values: object) -> bytes:
+    return json.dumps({"rows": list(values)}).encode()
+
+
+# The protocol errors of the live-stack tests, and bodies the app refuses: the battery's table.
+REFUSALS = [
+    *MALFORMED_REQUESTS,
+    app_refusal("not JSON", b"rows!", 400),
+    app_refusal("NaN", b'{"rows": [[NaN, 3.5, 1.4, 0.2]]}', 400),
+    app_refusal("a number past float64", b'{"rows": [[1e999, 3.5, 1.4, 0.2]]}', 422),
+    app_refusal("rows not a list", b'{"rows": 3}', 422),
+    app_refusal("no rows", rows(), 422),
+    app_refusal("a row too short", rows([1.0, 2.0]), 422),
+    app_refusal("a text value", rows(["a", 3.5, 1.4, 0.2]), 422),
+    app_refusal("an unknown feature", rows({**IRIS_ROWS[0], "colour": 1.0}), 422),
+    app_refusal("a missing feature", rows({"sepal_length_cm": 5.1}), 422),
+    app_refusal("a prediction that overflows", rows([1.7e308, 3.5, 1.4, 0.2]), 422),
+    app_refusal("1001 rows", rows(*[IRIS_ROWS[0]] * 1001), 413),
+]
+
+
+def test_malformed_requests_under_load_get_4xx_json_and_disturb_nothing(stack):
+    """Every refusal in the table, 4xx JSON in the app's shape, while predictions go on."""
+    with Load(stack) as load:
+        answers = {case.name: send_raw(stack.port, case.raw) for case in REFUSALS}
+        time.sleep(1.0)
+    record(load.figures("malformed requests", refused=len(answers)))
+    assert len(REFUSALS) >= 30
+    for case in REFUSALS:
+        assert 400 <= case.status < 500, case.name
+        assert_json_refusal(stack, case, answers[case.name])
+    assert load.failed() == []
