@@ -20,7 +20,7 @@ from pathlib import Path
 def fitted_pipeline(package: str):
     """The project's pipeline, fitted on all of its training data."""
     data = importlib.import_module(f"{package}.data").load_training_data()
-    pipeline = importlib.import_module(f"{package}.pipeline").build_pipeline()
+    pipeline = importlib.import_module(f"{package}.pipeline").build_pipeline(data.feature_types)
     return pipeline.fit(data.features, data.target), data
 
 

@@ -14,6 +14,9 @@ workers) on a free loopback port. Beside them, on the same stack, it serves:
   * plain:   bench/plain_app.py, the same random forest in a plain Flask + scikit-learn view;
   * onnx:    the default service rendered with model_format=onnx (0.3.0's default), to show
              what the NumPy format gains on the same linear model;
+  * mixed:   the mixed-type default: training_data=csv on a synthetic CSV of numbers and text
+             categories (write_mixed_csv), the linear model in the NumPy format, its rows sent
+             as objects with strings;
   * mlflow, bentoml: the default service's pipeline served by `mlflow models serve` and by
     `bentoml serve`, each from a virtual environment of its own (bench/peers.py), with the
     same nginx and supervisord in front. Left out with --no-peers, or if pip cannot install them.
@@ -36,9 +39,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import json
 import os
 import platform
+import random
 import re
 import shutil
 import signal
@@ -75,6 +80,39 @@ PAYLOAD_ROWS = {"1 row": IRIS_ROWS[:1], "100 rows": [IRIS_ROWS[i % 3] for i in r
 # The service's (and the references') bodies; the peers get theirs from bench/peers.py.
 PAYLOADS = {"1 row": {"row": IRIS_ROWS[0]}, "100 rows": {"rows": PAYLOAD_ROWS["100 rows"]}}
 CONCURRENCIES = [8, 64]
+
+# The mixed-type stack: its training CSV, and rows of it (the first complete ones) as bodies.
+MIXED_TARGET = "churned"
+MIXED_ROWS = 400
+
+
+def write_mixed_csv(path: Path) -> list[dict]:
+    """A deterministic customer table: 3 numbers, 2 text categories, some empty cells.
+
+    Returns the first 100 rows without an empty cell, as the JSON objects a client sends.
+    """
+    rng = random.Random(0)
+    rows, complete = [], []
+    for index in range(MIXED_ROWS):
+        row = {
+            "age": rng.randint(18, 80),
+            "income": round(rng.gauss(50_000, 15_000), 2),
+            "tenure": rng.randint(0, 20),
+            "plan": rng.choice(["basic", "plus", "premium"]),
+            "region": rng.choice(["north", "south", "east", "west"]),
+        }
+        score = (row["age"] - 45) / 15 + 1.5 * (row["plan"] == "premium") + rng.gauss(0, 1)
+        if index % 11 == 5:
+            row[list(row)[index % 5]] = ""  # an empty cell, in each column by turns
+        elif len(complete) < 100:
+            complete.append(dict(row))
+        rows.append({**row, MIXED_TARGET: "yes" if score > 0.3 else "no"})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as table:
+        writer = csv.DictWriter(table, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return complete
 
 
 # ---------------------------------------------------------------------------- processes
@@ -511,6 +549,7 @@ def summarize(measurements: list[Measurement]) -> dict[tuple[str, str, int], Sum
 TARGETS = [
     ("service", "ceiling", "1 row", 0.85, 2.0),
     ("service", "ceiling", "100 rows", 0.75, None),
+    ("mixed", "ceiling", "1 row", 0.80, None),
     ("forest", "plain", None, 5.0, None),
     ("service", "mlflow", None, 3.0, None),
     ("service", "bentoml", None, 4.0, None),
@@ -523,6 +562,7 @@ def result_table(summaries: dict[tuple[str, str, int], Summary]) -> list[str]:
         "service": "ceiling",
         "forest": "plain",
         "onnx": "ceiling",
+        "mixed": "ceiling",
         "plain": "ceiling",
         "mlflow": "ceiling",
         "bentoml": "ceiling",
@@ -648,9 +688,12 @@ def write_results(
         "req/s.",
         "",
         "Stacks: **service** = the default render (linear model, NumPy format); **onnx** = the "
-        "same with `model_format=onnx`; **forest** = the `estimator=random_forest` render "
-        "(ONNX); **ceiling** = bench/null_app.py (constant answer); **plain** = "
-        "bench/plain_app.py (the same forest in a plain Flask + scikit-learn view). All five "
+        "same with `model_format=onnx`; **mixed** = the mixed-type default (`training_data=csv`, "
+        "a CSV of 3 numbers and 2 text categories with empty cells, `write_mixed_csv`; the "
+        "linear model in the NumPy format; rows sent as objects with strings); **forest** = the "
+        "`estimator=random_forest` render (ONNX); **ceiling** = bench/null_app.py (constant "
+        "answer); **plain** = bench/plain_app.py (the same forest in a plain Flask + "
+        "scikit-learn view). All six "
         "run the "
         "rendered nginx.conf, gunicorn.conf.py and supervisord.conf; only gunicorn's `wsgi_app` "
         "differs. **mlflow** and **bentoml** = the default render's pipeline, fitted on the same "
@@ -742,6 +785,7 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
         help="2 s, one payload, one concurrency, one round, no forest, nothing written",
     )
     parser.add_argument("--no-forest", action="store_true", help="skip the random-forest pair")
+    parser.add_argument("--no-mixed", action="store_true", help="skip the mixed-type stack")
     parser.add_argument(
         "--no-peers", action="store_true", help="skip MLflow and BentoML (bench/peers.py)"
     )
@@ -804,6 +848,12 @@ def main(argv: list[str]) -> int:
             if with_forest:
                 render(template, work / "forest", {"estimator": "random_forest"})
                 projects["forest"] = work / "forest"
+            mixed_rows = []
+            if not options.no_mixed:
+                answers = {"training_data": "csv", "target_column": MIXED_TARGET}
+                render(template, work / "mixed", answers)
+                mixed_rows = write_mixed_csv(work / "mixed" / "data" / "train.csv")
+                projects["mixed"] = work / "mixed"
             print("==> training")
             for project in projects.values():
                 train(project)
@@ -825,7 +875,7 @@ def main(argv: list[str]) -> int:
                         peer, work / "service", work / peer.name, PACKAGE, free_port()
                     )
                     running_peers[peer.name] = peer
-            order = ["ceiling", "service", "onnx", "plain", "forest", *running_peers]
+            order = ["ceiling", "service", "mixed", "onnx", "plain", "forest", *running_peers]
             print("==> serving", ", ".join(name for name in order if name in projects))
             for name in order:
                 if name in projects:
@@ -836,7 +886,11 @@ def main(argv: list[str]) -> int:
             for stack in stacks:
                 for payload in payloads:
                     peer = running_peers.get(stack.name)
-                    body = peer.body(PAYLOAD_ROWS[payload]) if peer else PAYLOADS[payload]
+                    if stack.name == "mixed":
+                        one = payload == "1 row"
+                        body = {"row": mixed_rows[0]} if one else {"rows": mixed_rows}
+                    else:
+                        body = peer.body(PAYLOAD_ROWS[payload]) if peer else PAYLOADS[payload]
                     path = bodies[stack.name, payload] = (
                         work / f"{stack.name}-{payload.replace(' ', '-')}.json"
                     )

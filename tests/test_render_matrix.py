@@ -2,7 +2,9 @@
 
 The model formats: linear models default to NumPy (the defaults, binary and multiclass
 classifiers, regressors, with and without serving), forests to ONNX, gradient boosting to
-skops; ONNX for a linear model, joblib and skops are asked for explicitly.
+skops; ONNX for a linear model, joblib and skops are asked for explicitly. The sample data
+sets are all numbers; a training_data=csv case trains on mixed types (numbers, categories,
+a boolean, empty cells), so each estimator family x format meets those too.
 
 The combinations follow cookiecutter-django's list-of-cases style: the options that interact
 (problem type x estimator x serving x APIs x docs x format x data) are crossed deliberately,
@@ -147,6 +149,23 @@ COMBINATIONS = {
         python_version="3.13",
     ),
     "batch-reg-linear-numpy": dict(serve_model=False, problem_type=REG, python_version="3.12"),
+    # Mixed-type features: every training_data=csv case trains on a CSV of numbers, text
+    # categories and a boolean, with empty cells (the project's tests/conftest.py). With the
+    # cases above, each estimator family meets each format it converts to on such data.
+    "clf-linear-onnx-csv-mixed": dict(
+        model_format="onnx", training_data="csv", python_version="3.12"
+    ),
+    "reg-linear-numpy-csv-mixed-docs": dict(
+        problem_type=REG, training_data="csv", apis=["predict", "evaluate"]
+    ),
+    "clf-forest-skops-csv-mixed-jobs-store": dict(
+        estimator="random_forest",
+        model_format="skops",
+        training_data="csv",
+        task_queue="sqlite",
+        prediction_store="sqlite",
+        python_version="3.13",
+    ),
 }
 
 # Openings are enough: a closing "}}" is ordinary Python (nested dict literals).

@@ -110,6 +110,8 @@ ANSWER_CHANGES = [
         id="apis-and-docs-off",
     ),
     pytest.param({}, {"model_format": "joblib"}, id="numpy-to-joblib"),
+    pytest.param({}, {"training_data": "csv"}, id="sample-to-csv"),
+    pytest.param({"training_data": "csv"}, {"training_data": "sample"}, id="csv-to-sample"),
     # A project made before 0.4.0 keeps ONNX, its recorded answer, until it asks for NumPy.
     pytest.param({"model_format": "onnx"}, {"model_format": "numpy"}, id="onnx-to-numpy"),
     pytest.param({}, {"log_format": "json", "log_level": "DEBUG"}, id="logging"),
@@ -297,6 +299,32 @@ def test_user_edits_survive_apis_turning_on_and_off(template, tmp_path, service_
     run_gate([str(service_bin / "ruff"), "check", "."], project)
     run_gate([str(service_bin / "ruff"), "format", "--check", "."], project)
     run_gate([str(service_bin / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"], project)
+
+
+def test_pinned_feature_types_survive_a_new_template_version(tmp_path):
+    """features.toml is the user's once rendered: a version that changes the template's
+    copy of it (its comments) leaves the user's pins as they wrote them."""
+    repo = tmp_path / "template"
+    repo.mkdir()
+    put_template(repo)
+    git(repo, "init", "-q")
+    commit_all(repo, "template")
+    git(repo, "tag", TEMPLATE_VERSION)
+    project = copy(repo, tmp_path / "project", training_data="csv")
+    pins = project / "features.toml"
+    pins.write_text(pins.read_text() + 'zip_code = "category"\n')
+    commit_all(project, "our pins")
+    edited = pins.read_bytes()
+
+    source = next((repo / "template").glob("*features.toml*"))
+    source.write_text("# Rewritten by the next version.\n" + source.read_text())
+    commit_all(repo, "the template's features.toml changes")
+    git(repo, "tag", "99.0.0")
+    update(project)
+
+    assert "_commit: 99.0.0" in (project / ".copier-answers.yml").read_text()
+    assert pins.read_bytes() == edited
+    assert not unmerged(project)
 
 
 def test_edits_to_the_same_lines_are_unmerged_conflicts_not_lost(template, tmp_path):

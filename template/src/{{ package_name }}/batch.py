@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from . import metrics
+from .features import unknown_categories
 from .finite import NonFiniteOutputError
 from .model import TrainedModel
 from .tables import TableError, read_features, write_column
 
+log = logging.getLogger(__name__)
+
 
 def predict_csv(model: TrainedModel, source: Path, destination: Path) -> int:
     """Write one prediction per input row to `destination`; return the number of rows."""
-    features, _ = read_features(source, model.feature_names)
+    schema = model.schema
+    features, _ = read_features(source, model.feature_names, feature_types=schema.types_by_name)
+    for name, values in unknown_categories(features, schema).items():
+        # Predicted all the same, as none of the known categories (features.py).
+        log.warning("%s: categories unseen in training in column %r: %s", source, name, values)
     predictions = _predict(model, features, source)
     write_column(destination, model.metadata["target_name"], predictions)
     return len(predictions)
@@ -23,7 +31,9 @@ def predict_csv(model: TrainedModel, source: Path, destination: Path) -> int:
 def evaluate_csv(model: TrainedModel, source: Path) -> dict[str, float]:
     """Score the model on a CSV holding the features and the true target column."""
     target_name = model.metadata["target_name"]
-    features, target = read_features(source, model.feature_names, target_name)
+    features, target = read_features(
+        source, model.feature_names, target_name, model.schema.types_by_name
+    )
     return metrics.score(_as_training_labels(model, target), _predict(model, features, source))
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import csv
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .features import BOOLEAN, CATEGORY, NUMBER, as_model_input
 
 
 class TableError(ValueError):
@@ -23,6 +25,7 @@ class Dataset:
     target: np.ndarray
     feature_names: list[str]
     target_name: str
+    feature_types: dict[str, str]  # name -> number, boolean or category (features.py)
 
 
 def identifier(name: str) -> str:
@@ -31,21 +34,80 @@ def identifier(name: str) -> str:
 
 
 def read_features(
-    path: Path, feature_names: Sequence[str], target_name: str | None = None
+    path: Path,
+    feature_names: Sequence[str],
+    target_name: str | None = None,
+    feature_types: Mapping[str, str] | None = None,
 ) -> tuple[np.ndarray, list[str] | None]:
-    """The feature matrix in `feature_names` order and, if asked, the raw target column."""
+    """The features in `feature_names` order and, if asked, the raw target column.
+
+    Each cell is read as its feature's type (all numbers when no types are given); the array
+    is the one the model takes (features.as_model_input).
+    """
     header, rows = _read(path)
     wanted = [*feature_names, *([target_name] if target_name else [])]
     missing = [name for name in wanted if name not in header]
     if missing:
         raise TableError(f"{path}: missing column(s) {missing}; the header has {header}")
-    columns = [header.index(name) for name in feature_names]
-    features = np.empty((len(rows), len(columns)), dtype=np.float64)
-    for row_number, row in enumerate(rows, start=2):
-        for j, column in enumerate(columns):
-            features[row_number - 2, j] = _number(row[column], path, row_number, header[column])
+    types = [feature_types[name] for name in feature_names] if feature_types else None
+    if types is None or all(kind == NUMBER for kind in types):
+        columns = [header.index(name) for name in feature_names]
+        features = np.empty((len(rows), len(columns)), dtype=np.float64)
+        for row_number, row in enumerate(rows, start=2):
+            for j, column in enumerate(columns):
+                features[row_number - 2, j] = _number(row[column], path, row_number, header[column])
+    else:
+        readers = [
+            (header.index(name), _READERS[kind])
+            for name, kind in zip(feature_names, types, strict=True)
+        ]
+        values = [
+            [read(row[column], path, row_number, header[column]) for column, read in readers]
+            for row_number, row in enumerate(rows, start=2)
+        ]
+        features = as_model_input(values, all_numbers=False, n_features=len(readers))
     target = [row[header.index(target_name)] for row in rows] if target_name else None
     return features, target
+
+
+def infer_types(
+    path: Path, feature_names: Sequence[str], pinned: Mapping[str, str]
+) -> dict[str, str]:
+    """Each feature's type: pinned, else what its cells hold (numbers, true/false, or text).
+
+    A column holding numbers in some rows and text in others is refused: it is most often
+    a data error (a typo, a unit, a "n/a"), and when it is not (codes such as "007" and
+    "A12"), only the user knows the type, which they pin.
+    """
+    header, rows = _read(path)
+    types = {}
+    for name in feature_names:
+        if name in pinned:
+            types[name] = pinned[name]
+            continue
+        column = header.index(name)
+        cells = [(number, row[column]) for number, row in enumerate(rows, start=2)]
+        filled = [(number, text) for number, text in cells if text.strip()]
+        if not filled:
+            raise TableError(
+                f"{path}, column {name!r}: every cell is empty; fill it, or leave the column "
+                'out of training (pin it as "ignore")'
+            )
+        text = [(number, value) for number, value in filled if not _is_number(value)]
+        if not text:
+            types[name] = NUMBER
+        elif all(value.strip().lower() in _BOOLEANS for _, value in filled):
+            types[name] = BOOLEAN
+        elif len(text) < len(filled):
+            (number, value), n_numbers = text[0], len(filled) - len(text)
+            raise TableError(
+                f"{path}, column {name!r}: {n_numbers} number(s) but {len(text)} text value(s) "
+                f"(row {number}: {value!r}); correct those cells, or pin the column's type "
+                '("number" or "category")'
+            )
+        else:
+            types[name] = CATEGORY
+    return types
 
 
 def header_of(path: Path) -> list[str]:
@@ -79,6 +141,34 @@ def _read(path: Path) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+_BOOLEANS = {"true": True, "false": False}
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _boolean(text: str, path: Path, row_number: int, column: str) -> bool | float:
+    if not text.strip():
+        return math.nan  # missing: the pipeline imputes it, as a number's
+    value = _BOOLEANS.get(text.strip().lower())
+    if value is None:
+        raise TableError(
+            f"{path}, row {row_number}, column {column!r}: {text!r} is not a boolean "
+            "(true or false)"
+        )
+    return value
+
+
+def _category(text: str, path: Path, row_number: int, column: str) -> str:
+    # Missing is "" (as skl2onnx needs it to be): the pipeline imputes the most frequent category.
+    return text if text.strip() else ""
+
+
 def _number(text: str, path: Path, row_number: int, column: str) -> float:
     if not text.strip():
         return math.nan  # an empty cell is a missing value: the pipeline imputes it
@@ -91,3 +181,10 @@ def _number(text: str, path: Path, row_number: int, column: str) -> float:
     if not math.isfinite(value):
         raise TableError(f"{path}, row {row_number}, column {column!r}: {text!r} is not finite")
     return value
+
+
+_READERS: dict[str, Callable[[str, Path, int, str], Any]] = {
+    NUMBER: _number,
+    BOOLEAN: _boolean,
+    CATEGORY: _category,
+}

@@ -25,6 +25,19 @@ def openapi_paths(components: dict[str, Any]) -> dict[str, Any]:
             "problem_type": {"type": "string", "enum": ["classification", "regression"]},
             "estimator": {"type": "string", "example": "LogisticRegression"},
             "feature_names": {"type": "array", "items": {"type": "string"}},
+            "feature_types": {
+                "type": "object",
+                "additionalProperties": {
+                    "type": "string",
+                    "enum": ["number", "boolean", "category"],
+                },
+                "description": "Each feature's type, by name.",
+            },
+            "categories": {
+                "type": "object",
+                "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                "description": "Each category feature's categories known from training.",
+            },
             "target_name": {"type": "string"},
             "classes": {
                 "type": "array",
