@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from copier import run_copy
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -81,3 +82,29 @@ def render(template: Path, destination: Path, answers: Mapping[str, Any]) -> Pat
     """`copier copy --trust --defaults` with `answers`, usable outside any fixture's scope."""
     run_copy(str(template), destination, data=dict(answers), defaults=True, unsafe=True)
     return destination
+
+
+def render_refused(destination: Path, answers: Mapping[str, Any], questions: list[str]) -> Path:
+    """Render `answers` that the questionnaire refuses, as older versions let the prompt do.
+
+    The template is copied with every validator of `questions` removed (the question's own and
+    its choices'), so the project holds what such a render gave: the files and the answers.
+    """
+    scratch = destination.with_name(f"{destination.name}-template")
+    scratch.mkdir()
+    for name in TEMPLATE_PATHS:
+        source = REPO_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, scratch / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, scratch / name)
+    config = yaml.safe_load((scratch / "copier.yml").read_text())
+    for question in questions:
+        config[question].pop("validator")
+        choices = config[question]["choices"]
+        config[question]["choices"] = {
+            label: value["value"] if isinstance(value, dict) else value
+            for label, value in choices.items()
+        }
+    (scratch / "copier.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return render(scratch, destination, answers)
