@@ -84,20 +84,27 @@ def render(template: Path, destination: Path, answers: Mapping[str, Any]) -> Pat
     return destination
 
 
+def copy_template(destination: Path) -> Path:
+    """This checkout's template, as a plain folder (Copier renders it as it is, no clone)."""
+    destination.mkdir(parents=True)
+    for name in TEMPLATE_PATHS:
+        source = REPO_ROOT / name
+        if source.is_dir():
+            shutil.copytree(
+                source, destination / name, ignore=shutil.ignore_patterns("__pycache__")
+            )
+        else:
+            shutil.copy(source, destination / name)
+    return destination
+
+
 def render_refused(destination: Path, answers: Mapping[str, Any], questions: list[str]) -> Path:
     """Render `answers` that the questionnaire refuses, as older versions let the prompt do.
 
     The template is copied with every validator of `questions` removed (the question's own and
     its choices'), so the project holds what such a render gave: the files and the answers.
     """
-    scratch = destination.with_name(f"{destination.name}-template")
-    scratch.mkdir()
-    for name in TEMPLATE_PATHS:
-        source = REPO_ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, scratch / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(source, scratch / name)
+    scratch = copy_template(destination.with_name(f"{destination.name}-template"))
     config = yaml.safe_load((scratch / "copier.yml").read_text())
     for question in questions:
         config[question].pop("validator")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import itertools
 import os
 import pty
 import select
@@ -14,6 +15,10 @@ import time
 
 import pytest
 import yaml
+from copier._main import Worker
+from copier._user_data import Question
+
+from tests.conftest import copy_template
 
 REFUSED = [
     pytest.param(
@@ -309,6 +314,71 @@ def test_a_question_refused_by_earlier_answers_is_not_asked(copier_template, tmp
     assert "Swagger" not in transcript and "Dockerfile" not in transcript, transcript
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert not {"openapi_docs", "dockerfile", "docker_compose"} & answers.keys()
+
+
+# The earlier answers the validators of select and yes/no questions read, crossed (a validator
+# that reads another needs it here). Batch-only projects are asked none of the serving ones.
+SERVING = {
+    "problem_type": ["classification", "regression"],
+    "web_server": ["nginx", "gunicorn"],
+    "dockerfile": [True, False],
+}
+DECIDING = [
+    *(
+        dict(serve_model=True, **dict(zip(SERVING, values, strict=True)))
+        for values in itertools.product(*SERVING.values())
+    ),
+    *(dict(serve_model=False, problem_type=problem) for problem in SERVING["problem_type"]),
+]
+
+
+def test_what_a_prompt_without_a_validator_offers_is_accepted(tmp_path):
+    """Every answer a select or yes/no prompt can give passes its question's validator.
+
+    Copier attaches the question's validator to input and checkbox prompts only
+    (Question.get_questionary_structure), so for the others the questionnaire itself must
+    keep refused answers out of reach: disabled choices, or `when`. This walks the questions
+    with Copier's own Question, as its prompt loop does, for every set of deciding answers.
+    """
+    template = copy_template(tmp_path / "template")
+    offered_but_refused, checked = [], 0
+    for given in DECIDING:
+        worker = Worker(
+            src_path=str(template), dst_path=tmp_path / "project", data=given, defaults=True
+        )
+        with worker:
+            try:
+                worker._ask()
+            except ValueError as refusal:
+                pytest.fail(f"{given} should be accepted: {refusal}")
+            context = worker._render_context()
+            for name, details in worker.template.questions_data.items():
+                question = Question(
+                    answers=worker.answers,
+                    context=context,
+                    jinja_env=worker.jinja_env,
+                    settings=worker.settings,
+                    var_name=name,
+                    **details,
+                )
+                if not question.validator or not question.get_when():
+                    continue
+                prompt = question.get_questionary_structure()
+                if "validate" in prompt:
+                    continue
+                offered = (
+                    [True, False]
+                    if prompt["type"] == "confirm"
+                    else [choice.value for choice in prompt["choices"] if not choice.disabled]
+                )
+                for answer in offered:
+                    checked += 1
+                    try:
+                        question.validate_answer(question.cast_answer(answer))
+                    except ValueError as refusal:
+                        offered_but_refused.append(f"{name}={answer!r} after {given}: {refusal}")
+    assert checked, "no prompt without a validator was found: the walk checked nothing"
+    assert not offered_but_refused, "\n".join(offered_but_refused)
 
 
 def run_in_terminal(command: list[str], prompt: bytes | None, keys: list[bytes]) -> str:
