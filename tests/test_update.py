@@ -381,7 +381,9 @@ def test_a_refused_recorded_answer_is_left_by_a_recopy(
 ):
     project = refused_project(template, tmp_path / "project")
     (project / "RUNBOOK.md").write_text("# Our runbook\n")
-    commit_all(project, "our own file")
+    with (project / "README.md").open("a") as readme:
+        readme.write("\nOur deployment notes.\n")
+    commit_all(project, "our own file, our edit of one of the template's")
     assert stack_test(project, service_bin).returncode == 1
 
     # `copier update` first renders the project's own version with its recorded answers,
@@ -394,6 +396,8 @@ def test_a_refused_recorded_answer_is_left_by_a_recopy(
     # `copier recopy` renders the new answers over the project, with no such replay.
     run_recopy(project, data=answers, defaults=True, overwrite=True, unsafe=True, quiet=True)
     assert recorded_answers(project).items() >= answers.items()
+    # The edit to the template's README is undone, for the user to take back from the diff.
+    assert "-Our deployment notes." in git(project, "diff", "README.md")
     if leftovers:
         failed = stack_test(project, service_bin)
         assert failed.returncode == 1, failed.stdout
