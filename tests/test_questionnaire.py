@@ -318,17 +318,22 @@ def test_a_question_refused_by_earlier_answers_is_not_asked(copier_template, tmp
 
 # The earlier answers the validators of select and yes/no questions read, crossed (a validator
 # that reads another needs it here). Batch-only projects are asked none of the serving ones.
-SERVING = {
-    "problem_type": ["classification", "regression"],
-    "web_server": ["nginx", "gunicorn"],
-    "dockerfile": [True, False],
-}
+RUNTIMES = [("nginx", "supervisor"), ("gunicorn", "supervisor"), ("gunicorn", "none")]
 DECIDING = [
+    {"serve_model": False},
     *(
-        dict(serve_model=True, **dict(zip(SERVING, values, strict=True)))
-        for values in itertools.product(*SERVING.values())
+        {
+            "serve_model": True,
+            "web_server": web_server,
+            "process_manager": process_manager,
+            "task_queue": queue,
+            "prediction_store": store,
+            "dockerfile": dockerfile,
+        }
+        for (web_server, process_manager), queue, store, dockerfile in itertools.product(
+            RUNTIMES, ["none", "sqlite"], ["none", "sqlite"], [True, False]
+        )
     ),
-    *(dict(serve_model=False, problem_type=problem) for problem in SERVING["problem_type"]),
 ]
 
 
