@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from copier import run_copy
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -120,3 +121,36 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.section("faults under load (tests/test_faults.py)")
     for row in figures:
         terminalreporter.line(" | ".join(f"{key}: {value}" for key, value in row.items()))
+
+
+def copy_template(destination: Path) -> Path:
+    """This checkout's template, as a plain folder (Copier renders it as it is, no clone)."""
+    destination.mkdir(parents=True)
+    for name in TEMPLATE_PATHS:
+        source = REPO_ROOT / name
+        if source.is_dir():
+            shutil.copytree(
+                source, destination / name, ignore=shutil.ignore_patterns("__pycache__")
+            )
+        else:
+            shutil.copy(source, destination / name)
+    return destination
+
+
+def render_refused(destination: Path, answers: Mapping[str, Any], questions: list[str]) -> Path:
+    """Render `answers` that the questionnaire refuses, as older versions let the prompt do.
+
+    The template is copied with every validator of `questions` removed (the question's own and
+    its choices'), so the project holds what such a render gave: the files and the answers.
+    """
+    scratch = copy_template(destination.with_name(f"{destination.name}-template"))
+    config = yaml.safe_load((scratch / "copier.yml").read_text())
+    for question in questions:
+        config[question].pop("validator")
+        choices = config[question]["choices"]
+        config[question]["choices"] = {
+            label: value["value"] if isinstance(value, dict) else value
+            for label, value in choices.items()
+        }
+    (scratch / "copier.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return render(scratch, destination, answers)

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import fcntl
+import itertools
 import os
 import pty
 import select
+import struct
 import subprocess
 import sys
+import termios
 import time
 
 import pytest
 import yaml
+from copier._main import Worker
+from copier._user_data import Question
+
+from tests.conftest import copy_template
 
 REFUSED = [
     pytest.param(
@@ -256,38 +264,171 @@ def test_gunicorn_alone_defaults_to_one_process_with_threads(copier, tmp_path):
     assert answers["gunicorn_worker_class"] == "gthread"
 
 
-def test_the_prompt_offers_no_process_manager_nginx_cannot_run_with(
-    copier, copier_template, tmp_path
-):
-    """Interactively, nginx with process_manager=none cannot be picked.
+UP, DOWN, SPACE, ENTER = b"\x1b[A", b"\x1b[B", b" ", b"\r"
 
-    Copier's prompt for a question with choices never runs the question's validator (it only
-    offers the options), so this drives a real `copier copy` in a terminal: every answer is
-    given but process_manager, whose prompt gets "down, enter", which would pick "none".
-    """
-    defaults = copier.copy(tmp_path / "defaults").path / ".copier-answers.yml"
-    answers = yaml.safe_load(defaults.read_text())
-    data = {name: value for name, value in answers.items() if not name.startswith("_")}
-    del data["process_manager"]
-    assert data["web_server"] == "nginx"
-    data_file = tmp_path / "answers.yml"
-    data_file.write_text(yaml.safe_dump(data))
+# Copier's prompt for a question with choices (select) or a yes/no question (confirm) runs no
+# validator: a question-level refusal would let the prompt pick an impossible answer. So each
+# choice the earlier answers rule out has a validator of its own, which the prompt shows as
+# disabled. Each case asks one question in a real terminal with the other answers given, and
+# types the keys that would pick the refused choice if it were offered.
+PROMPTS = [
+    # (answers given, question asked, keys, refused value, the reason shown beside it)
+    pytest.param(
+        {"web_server": "nginx"},
+        "process_manager",
+        [DOWN, ENTER],  # supervisor (the default), then none
+        "none",
+        "nginx in front of gunicorn needs something to keep both alive",
+        id="process-manager-none-behind-nginx",
+    ),
+    pytest.param(
+        {"estimator": "gradient_boosting"},
+        "model_format",
+        [UP, ENTER],  # skops (the default), then ONNX above it
+        "onnx",
+        "HistGradientBoostingClassifier does not convert to ONNX",
+        id="onnx-for-boosting",
+    ),
+    pytest.param(
+        {"estimator": "random_forest"},
+        "model_format",
+        [UP, ENTER],  # ONNX (the default), then NumPy above it
+        "numpy",
+        "RandomForestClassifier is not a linear model",
+        id="numpy-for-forest",
+    ),
+    pytest.param(
+        {"problem_type": "regression"},
+        "apis",
+        [DOWN, SPACE, ENTER],  # predict, then predict_proba below it, ticked
+        "predict_proba",
+        "predict_proba needs a classifier",
+        id="predict-proba-for-regression",
+    ),
+    pytest.param(
+        {"task_queue": "none"},
+        "apis",
+        [UP, SPACE, ENTER],  # predict, then jobs (up wraps to the last), ticked
+        "jobs",
+        "the jobs API needs a task queue",
+        id="jobs-without-a-queue",
+    ),
+]
+
+
+@pytest.mark.parametrize(("answers", "question", "keys", "refused", "reason"), PROMPTS)
+def test_the_prompt_cannot_pick_a_refused_choice(
+    copier_template, tmp_path, answers, question, keys, refused, reason
+):
     project = tmp_path / "project"
-    command = [sys.executable, "-m", "copier", "copy", "--trust", "--data-file", str(data_file)]
+    given = [f"--data={name}={value}" for name, value in answers.items()]
+    command = [sys.executable, "-m", "copier", "copy", "--trust", "--defaults", *given]
+    help_text = yaml.safe_load((copier_template / "copier.yml").read_text())[question]["help"]
 
     transcript = run_in_terminal(
-        [*command, str(copier_template), str(project)],
-        prompt=b"What keeps the processes alive?",
-        keys=[b"\x1b[B", b"\r"],  # the arrow down, then enter
+        [*command, f"--ask={question}", str(copier_template), str(project)],
+        prompt=help_text.encode(),
+        keys=keys,
     )
-    rendered = yaml.safe_load((project / ".copier-answers.yml").read_text())
-    assert rendered["process_manager"] == "supervisor", transcript
-    assert (project / "deploy" / "supervisord.conf").exists()
+    chosen = yaml.safe_load((project / ".copier-answers.yml").read_text())[question]
+    assert refused not in (chosen if isinstance(chosen, list) else [chosen]), transcript
+    # Offered, but disabled, with the reason (the terminal is wide enough for one line).
+    assert reason in transcript, transcript
 
 
-def run_in_terminal(command: list[str], prompt: bytes, keys: list[bytes]) -> str:
-    """Run `command` in a pseudo-terminal, type `keys` once `prompt` shows; its output."""
+def test_a_question_refused_by_earlier_answers_is_not_asked(copier_template, tmp_path):
+    """Yes/no questions have no per-choice validator: `when` keeps the refused ones unasked."""
+    project = tmp_path / "project"
+    command = [sys.executable, "-m", "copier", "copy", "--trust", "--defaults"]
+    asked = [f"--ask={name}" for name in ("openapi_docs", "dockerfile", "docker_compose")]
+    transcript = run_in_terminal(
+        [*command, "--data=serve_model=false", *asked, str(copier_template), str(project)],
+        prompt=None,
+        keys=[],
+    )
+    assert "Swagger" not in transcript and "Dockerfile" not in transcript, transcript
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert not {"openapi_docs", "dockerfile", "docker_compose"} & answers.keys()
+
+
+# The earlier answers the validators of select and yes/no questions read, crossed (a validator
+# that reads another needs it here). Batch-only projects are asked none of the serving ones.
+RUNTIMES = [("nginx", "supervisor"), ("gunicorn", "supervisor"), ("gunicorn", "none")]
+DECIDING = [
+    {"serve_model": False},
+    *(
+        {
+            "serve_model": True,
+            "web_server": web_server,
+            "process_manager": process_manager,
+            "task_queue": queue,
+            "prediction_store": store,
+            "dockerfile": dockerfile,
+        }
+        for (web_server, process_manager), queue, store, dockerfile in itertools.product(
+            RUNTIMES, ["none", "sqlite"], ["none", "sqlite"], [True, False]
+        )
+    ),
+]
+
+
+def test_what_a_prompt_without_a_validator_offers_is_accepted(tmp_path):
+    """Every answer a select or yes/no prompt can give passes its question's validator.
+
+    Copier attaches the question's validator to input and checkbox prompts only
+    (Question.get_questionary_structure), so for the others the questionnaire itself must
+    keep refused answers out of reach: disabled choices, or `when`. This walks the questions
+    with Copier's own Question, as its prompt loop does, for every set of deciding answers.
+    """
+    template = copy_template(tmp_path / "template")
+    offered_but_refused, checked = [], 0
+    for given in DECIDING:
+        worker = Worker(
+            src_path=str(template), dst_path=tmp_path / "project", data=given, defaults=True
+        )
+        with worker:
+            try:
+                worker._ask()
+            except ValueError as refusal:
+                pytest.fail(f"{given} should be accepted: {refusal}")
+            context = worker._render_context()
+            for name, details in worker.template.questions_data.items():
+                question = Question(
+                    answers=worker.answers,
+                    context=context,
+                    jinja_env=worker.jinja_env,
+                    settings=worker.settings,
+                    var_name=name,
+                    **details,
+                )
+                if not question.validator or not question.get_when():
+                    continue
+                prompt = question.get_questionary_structure()
+                if "validate" in prompt:
+                    continue
+                offered = (
+                    [True, False]
+                    if prompt["type"] == "confirm"
+                    else [choice.value for choice in prompt["choices"] if not choice.disabled]
+                )
+                for answer in offered:
+                    checked += 1
+                    try:
+                        question.validate_answer(question.cast_answer(answer))
+                    except ValueError as refusal:
+                        offered_but_refused.append(f"{name}={answer!r} after {given}: {refusal}")
+    assert checked, "no prompt without a validator was found: the walk checked nothing"
+    assert not offered_but_refused, "\n".join(offered_but_refused)
+
+
+def run_in_terminal(command: list[str], prompt: bytes | None, keys: list[bytes]) -> str:
+    """Run `command` in a pseudo-terminal, type `keys` once `prompt` shows; its output.
+
+    With no prompt, no question may be asked: the command must end with nothing typed.
+    """
     controller, terminal = pty.openpty()
+    # Wide, so that a choice and the reason it is disabled are drawn on one line.
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 400, 0, 0))
     process = subprocess.Popen(
         command,
         stdin=terminal,
@@ -306,7 +447,7 @@ def run_in_terminal(command: list[str], prompt: bytes, keys: list[bytes]) -> str
                     output += os.read(controller, 65536)
                 except OSError:  # the terminal closed: the process is ending
                     break
-            if not typed and prompt in output:
+            if prompt is not None and not typed and prompt in output:
                 time.sleep(0.5)  # let the prompt draw its choices before the keys arrive
                 for key in keys:
                     os.write(controller, key)
@@ -319,6 +460,6 @@ def run_in_terminal(command: list[str], prompt: bytes, keys: list[bytes]) -> str
             process.wait()
         os.close(controller)
     transcript = output.decode(errors="replace")
-    assert typed, f"the prompt never showed:\n{transcript}"
+    assert typed == (prompt is not None), f"the prompt never showed:\n{transcript}"
     assert process.returncode == 0, transcript
     return transcript

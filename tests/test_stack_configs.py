@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tomllib
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from configparser import ConfigParser
 from importlib.resources import files
 from pathlib import Path
@@ -29,7 +29,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.conftest import render, run_gate, system_tool
+from tests.conftest import render, render_refused, run_gate, system_tool
 from tests.test_render_matrix import assert_passes_its_own_gates
 
 RUNTIMES = {
@@ -228,6 +228,96 @@ def check_compose_queue(project: Path, services: dict[str, Any]) -> None:
         assert web["environment"]["REDIS_URL"] == "${REDIS_URL:-redis://redis:6379/0}"
         assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
         assert "ports" not in services["redis"]
+
+
+def replace(name: str, old: str, new: str) -> Callable[[Path], None]:
+    """A hand edit of one of a project's files (`old` must be there)."""
+
+    def edit(project: Path) -> None:
+        path = project / name
+        assert old in path.read_text(), f"{name} no longer holds {old!r}: update this test"
+        path.write_text(path.read_text().replace(old, new))
+
+    return edit
+
+
+def drop_nginx_program(project: Path) -> None:
+    conf = project / "deploy" / "supervisord.conf"
+    text, dropped = re.subn(
+        r"\n\[program:nginx\]\n.*?(?=\n\[|\Z)", "", conf.read_text(), flags=re.S
+    )
+    assert dropped == 1, "supervisord.conf has no [program:nginx]"
+    conf.write_text(text)
+
+
+NGINX_NOT_STARTED = [
+    "supervisord.conf does not start nginx",
+    "with no nginx in front, gunicorn listens on",
+]
+GUNICORN_ALONE = {"web_server": "gunicorn", "process_manager": "none"}
+
+# (answers, the edit that breaks the stack, what the project's own test says)
+BROKEN_STACKS = [
+    # What the prompt let through before 0.4.1: nginx configured, nothing to start it. The
+    # questionnaire refuses these answers, so the project is rendered with its refusal removed.
+    pytest.param(
+        {"web_server": "nginx", "process_manager": "none"},
+        None,
+        NGINX_NOT_STARTED,
+        id="nginx-without-a-process-manager",
+    ),
+    pytest.param({}, drop_nginx_program, NGINX_NOT_STARTED, id="nginx-program-dropped"),
+    pytest.param(
+        {},
+        replace("deploy/nginx.conf", "server unix:run/gunicorn.sock;", "server unix:run/x.sock;"),
+        ["gunicorn does not listen where nginx sends requests"],
+        id="nginx-upstream-elsewhere",
+    ),
+    pytest.param(
+        GUNICORN_ALONE,
+        replace("deploy/gunicorn.conf.py", "bind = [f", 'bind = ["unix:run/gunicorn.sock"] or [f'),
+        ["with no nginx in front, gunicorn listens on"],
+        id="gunicorn-alone-on-a-socket",
+    ),
+    pytest.param(
+        GUNICORN_ALONE,
+        replace(
+            "Dockerfile",
+            'CMD ["gunicorn", "--config", "deploy/gunicorn.conf.py"]',
+            'CMD ["supervisord", "-c", "deploy/supervisord.conf"]',
+        ),
+        ["the Dockerfile's CMD runs supervisord, with no supervisord.conf"],
+        id="image-runs-supervisord-unconfigured",
+    ),
+]
+
+
+@pytest.mark.parametrize(("answers", "break_stack", "failures"), BROKEN_STACKS)
+def test_a_project_whose_stack_cannot_start_fails_its_own_test(
+    copier_template, tmp_path, service_bin, answers, break_stack, failures
+):
+    """The rendered tests/test_stack_layout.py reads the project's files, not its answers."""
+    project = tmp_path / "project"
+    if break_stack is None:
+        render_refused(project, answers, questions=["process_manager"])
+    else:
+        break_stack(render(copier_template, project, answers))
+    pytest_options = ["-q", "-p", "no:cacheprovider", f"--basetemp={tmp_path / 'pytest'}"]
+    completed = subprocess.run(
+        [
+            str(service_bin / "python"),
+            "-m",
+            "pytest",
+            *pytest_options,
+            "tests/test_stack_layout.py",
+        ],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
+    assert completed.returncode == 1, completed.stdout + completed.stderr
+    for failure in failures:
+        assert failure in completed.stdout, completed.stdout
 
 
 def test_a_missing_system_tool_skips_the_test_but_fails_it_under_ci(monkeypatch):
