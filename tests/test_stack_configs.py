@@ -258,7 +258,7 @@ GUNICORN_ALONE = {"web_server": "gunicorn", "process_manager": "none"}
 
 # (answers, the edit that breaks the stack, what the project's own test says)
 BROKEN_STACKS = [
-    # What the prompt let through before 0.4.1: nginx configured, nothing to start it. The
+    # What the prompt let through before 0.5.0: nginx configured, nothing to start it. The
     # questionnaire refuses these answers, so the project is rendered with its refusal removed.
     pytest.param(
         {"web_server": "nginx", "process_manager": "none"},

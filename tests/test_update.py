@@ -397,7 +397,7 @@ THEN = [
 def refused_project(template: Path, destination: Path) -> Path:
     """A project of this version holding nginx with process_manager=none, committed.
 
-    The prompt let that pair through before 0.4.1; it is rendered here with the refusal taken
+    The prompt let that pair through before 0.5.0; it is rendered here with the refusal taken
     out of the questionnaire, then its answers file points at the tagged version, as if that
     version's prompt had let it through.
     """
