@@ -31,7 +31,7 @@ def bench_module(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
 
 @pytest.mark.parametrize("peer_name", ["mlflow", "bentoml"])
 def test_a_peer_takes_gunicorns_place_and_nothing_else_changes(
-    peer_name, copier_template, tmp_path, monkeypatch
+    peer_name, copier_template, tmp_path, monkeypatch, service_bin
 ):
     peers = bench_module("peers", monkeypatch)
     project = render(copier_template, tmp_path / "project", {})
@@ -57,7 +57,7 @@ def test_a_peer_takes_gunicorns_place_and_nothing_else_changes(
         if line not in (project / "deploy" / name).read_text().splitlines()
     ]
     assert len(changed) == 2, changed
-    check_nginx(project)
+    check_nginx(project, service_bin)
 
 
 @pytest.mark.live

@@ -15,8 +15,8 @@ ready, predict, and are removed by `podman kube down`.
 
 from __future__ import annotations
 
+import ast
 import json
-import runpy
 import shutil
 import subprocess
 import time
@@ -154,7 +154,7 @@ def pod_containers(document: dict[str, Any]) -> list[dict[str, Any]]:
     return [*template.get("initContainers", []), *template.get("containers", [])]
 
 
-def test_the_objects_fit_together(project):
+def test_the_objects_fit_together(project, service_bin):
     objects = manifests(project)
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
     (web,) = [
@@ -195,9 +195,9 @@ def test_the_objects_fit_together(project):
     assert limit > request
 
     # Stopping: the preStop pause, then gunicorn's whole graceful shutdown, within the grace.
-    gunicorn = runpy.run_path(str(project / "deploy" / "gunicorn.conf.py"))
+    graceful_timeout = gunicorn_setting(project, service_bin, "graceful_timeout")
     pause = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
-    assert pod["spec"]["terminationGracePeriodSeconds"] > pause + gunicorn["graceful_timeout"]
+    assert pod["spec"]["terminationGracePeriodSeconds"] > pause + graceful_timeout
 
     for document in [*by_kind(objects, "Deployment"), *by_kind(objects, "Job")]:
         spec = document["spec"]["template"]["spec"]
@@ -210,6 +210,17 @@ def test_the_objects_fit_together(project):
                 "readOnlyRootFilesystem": True,
                 "capabilities": {"drop": ["ALL"]},
             }, f"{document['metadata']['name']}/{each['name']}"
+
+
+def gunicorn_setting(project: Path, service_bin: Path, name: str) -> object:
+    """A setting of the project's gunicorn.conf.py, read as gunicorn reads it: executed in the
+    project's environment, where the modules it imports (gunicorn, the package) are."""
+    script = "import runpy, sys; print(repr(runpy.run_path(sys.argv[1])[sys.argv[2]]))"
+    config = str(project / "deploy" / "gunicorn.conf.py")
+    output = run_gate(
+        [str(service_bin / "python"), "-c", script, config, name], project, {"PYTHONPATH": "src"}
+    )
+    return ast.literal_eval(output.strip())
 
 
 def test_secrets_are_referenced_never_written(project):
