@@ -10,25 +10,23 @@ session's summary prints them as one table (the README's reliability section quo
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import signal
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import FAULT_FIGURES, render, run_gate, system_tool
 from tests.test_live_stack import (
-    IRIS_CLASSES,
     IRIS_ROWS,
     MALFORMED_REQUESTS,
+    Load,
     Malformed,
     Stack,
+    alive,
     assert_json_refusal,
     send_raw,
     wait_until_ready,
@@ -36,114 +34,9 @@ from tests.test_live_stack import (
 
 pytestmark = pytest.mark.live  # rendered services on loopback ports (pytest -m 'not live')
 
-REQUESTS_PER_SECOND = 120
-CLIENT_THREADS = 4
 BACK_WITHIN = 5.0  # seconds from a master's SIGKILL to predictions answered again
 HUP_SLOWEST = 0.5  # seconds: no request may take longer while gunicorn reloads
 RECOVER_WITHIN = 10.0  # seconds from a good model file back to predictions answered
-STEADY = 1.5  # seconds of requests all answered ok: the service is back
-PREDICT_BODY = json.dumps({"rows": IRIS_ROWS}).encode()
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """One request of the load: when it started, how long it took, and what came back."""
-
-    started: float
-    seconds: float
-    status: int | str  # the HTTP status, or the name of the error the client got
-    ok: bool  # 200 with the right predictions
-
-
-@dataclass
-class Load:
-    """A steady stream of predictions through the stack's front door, from a few threads.
-
-    Each request is a new connection, as from many independent clients, and counts as ok only
-    with status 200 and the right predictions: a truncated or garbled answer is a failure.
-    """
-
-    stack: Stack
-    rate: float = REQUESTS_PER_SECOND
-    outcomes: list[Outcome] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _threads: list[threading.Thread] = field(default_factory=list)
-
-    def __enter__(self) -> Load:
-        for index in range(CLIENT_THREADS):
-            thread = threading.Thread(target=self._send, args=(index,), daemon=True)
-            thread.start()
-            self._threads.append(thread)
-        time.sleep(1.0)  # a second of normal service before any fault
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(60)
-
-    def _send(self, index: int) -> None:
-        interval = CLIENT_THREADS / self.rate
-        next_at = time.monotonic() + index * interval / CLIENT_THREADS
-        while not self._stop.is_set():
-            pause = next_at - time.monotonic()
-            if pause > 0:
-                time.sleep(pause)
-            next_at = max(next_at + interval, time.monotonic() - interval)
-            self.outcomes.append(self.predict())
-
-    def predict(self) -> Outcome:
-        started = time.monotonic()
-        connection = http.client.HTTPConnection("127.0.0.1", self.stack.port, timeout=30)
-        try:
-            connection.request(
-                "POST", "/predict", PREDICT_BODY, {"Content-Type": "application/json"}
-            )
-            response = connection.getresponse()
-            body = response.read()
-            status: int | str = response.status
-            ok = status == 200 and json.loads(body) == {"predictions": IRIS_CLASSES}
-        except (OSError, http.client.HTTPException, ValueError) as error:
-            status, ok = type(error).__name__, False
-        finally:
-            connection.close()
-        return Outcome(started, time.monotonic() - started, status, ok)
-
-    def failed(self) -> list[Outcome]:
-        return [outcome for outcome in self.outcomes if not outcome.ok]
-
-    def slowest(self) -> float:
-        return max(outcome.seconds for outcome in self.outcomes)
-
-    def wait_until_back(self, since: float, within: float) -> float:
-        """Seconds from `since` until predictions are answered again, and stay answered.
-
-        Back means a second of requests, every one answered ok; the figure is when the
-        last failure before that second ended (0 if none did).
-        """
-        deadline = since + within + STEADY
-        while time.monotonic() < deadline:
-            now = time.monotonic()
-            # Requests that started in the last second and a half, but for the newest half
-            # second's, which may still be on their way.
-            steady = [o for o in list(self.outcomes) if now - STEADY <= o.started < now - 0.5]
-            if now - STEADY >= since and steady and all(o.ok for o in steady):
-                failures = [o for o in list(self.outcomes) if o.started > since and not o.ok]
-                return max((o.started + o.seconds - since for o in failures), default=0.0)
-            time.sleep(0.05)
-        statuses = sorted({str(o.status) for o in self.outcomes if o.started > since})
-        pytest.fail(f"not back within {within} s; the clients saw {statuses}")
-
-    def figures(self, fault: str, **more: object) -> dict[str, object]:
-        failed = self.failed()
-        return {
-            "fault": fault,
-            "requests": len(self.outcomes),
-            "failed": len(failed),
-            "failures": sorted({str(outcome.status) for outcome in failed}),
-            "slowest (s)": round(self.slowest(), 3),
-            **more,
-        }
 
 
 def record(figures: dict[str, object]) -> None:
@@ -185,15 +78,6 @@ def stack(project, service_bin) -> Iterator[Stack]:
     finally:
         left = running.stop()
         assert left == [], f"left behind: {left}"
-
-
-def alive(pid: int) -> bool:
-    """Whether `pid` is a process that still runs (a zombie has ended)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
 
 
 def wait_until_gone(pids: set[int], within: float) -> float:
