@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import render, run_gate, system_tool
-from tests.test_live_stack import Stack, wait_until_ready
+from tests.test_live_stack import Stack, trained_and_serving
 
 pytestmark = pytest.mark.live  # rendered services on loopback ports (pytest -m 'not live')
 
@@ -79,14 +79,8 @@ def stack(copier_template, tmp_path_factory, service_bin) -> Iterator[Stack]:
     answers = {"training_data": "csv", "target_column": "churned"}
     project = render(copier_template, tmp_path_factory.mktemp("mixed") / "project", answers)
     write_training_csv(project / "data" / "train.csv")
-    environment = {**os.environ, "PYTHONPATH": "src"}
-    run_gate(["make", "train", f"VENV={service_bin.parent}"], project, environment)
-    running = Stack.serve(project, service_bin, environment)
-    try:
-        wait_until_ready(running)
+    with trained_and_serving(project, service_bin) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def test_types_are_inferred_and_recorded(stack):

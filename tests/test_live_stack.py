@@ -379,17 +379,24 @@ def stack(request, copier_template, tmp_path_factory, service_bin) -> Iterator[S
         system_tool("envsubst")
         system_tool("nginx")
     project = render(copier_template, tmp_path_factory.mktemp("live") / "project", answers)
+    with trained_and_serving(project, service_bin) as running:
+        yield running
+    print(f"\n{name}: {running.timings}")
+
+
+@contextlib.contextmanager
+def trained_and_serving(project: Path, service_bin: Path) -> Iterator[Stack]:
+    """The rendered `project` trained, then served by its own `make serve`, ready; stopped
+    at the end, nothing left running."""
     # The project is not installed in the shared environment: it runs from src/.
     environment = {**os.environ, "PYTHONPATH": "src"}
-    venv = f"VENV={service_bin.parent}"
-    run_gate(["make", "train", venv], project, environment)
+    run_gate(["make", "train", f"VENV={service_bin.parent}"], project, environment)
     running = Stack.serve(project, service_bin, environment)
     try:
         wait_until_ready(running)
         yield running
     finally:
         running.stop()
-        print(f"\n{name}: {running.timings}")
 
 
 def test_readyz_is_ok_through_the_front_door(stack):
