@@ -8,7 +8,7 @@ PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
 COMPAT_VERSIONS := 3.10 3.13
 COMPAT_VENVS := $(foreach v,$(COMPAT_VERSIONS),$(if $(wildcard $(PYENV_ROOT)/versions/$(v).*/bin/python),build/service-venv-$(v)/.installed))
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint clean web
 
 demo: $(VENV)/.installed  ## Render the default service, train it, serve it, show a prediction
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/demo.sh
@@ -45,3 +45,10 @@ build/service-venv-%/.installed: tests/service-requirements.txt
 
 clean:
 	rm -rf $(VENV) build
+
+# The generator page (generator/): the questionnaire in a browser, the project as a zip.
+# Like `copier copy`, it renders the newest tag; WEB_REF=HEAD for this checkout's last commit.
+WEB_PORT ?= 8000
+WEB_REF ?=
+web: $(VENV)/.installed  ## Serve the generator page on http://127.0.0.1:$(WEB_PORT)/
+	$(VENV)/bin/python -m generator --port $(WEB_PORT) $(if $(WEB_REF),--vcs-ref $(WEB_REF))
