@@ -62,6 +62,9 @@ SYSTEM_TOOLS = {
     "wrk": "wrk",
     "redis-server": "redis-server",
     "strace": "strace",
+    # The generator page's browser test (tests/test_generator_page.py).
+    "chromium": "chromium",
+    "chromedriver": "chromium-driver",
 }
 
 
@@ -72,7 +75,7 @@ def system_tool(name: str) -> str:
     if path is None:
         reason = (
             f"{name} is not installed: apt-get install {SYSTEM_TOOLS[name]} "
-            "(.ci/run installs it; the stack and queue tests need it)"
+            "(.ci/run installs it; the stack, queue and browser tests need it)"
         )
         if os.environ.get("CI") == "true":
             pytest.fail(reason, pytrace=False)
