@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
 from pathlib import Path
 
 from generator.app import create_app
@@ -29,7 +31,12 @@ def main() -> None:
     ref = arguments.vcs_ref or "its newest tag, as copier copy (--vcs-ref HEAD: the last commit)"
     print(f"Template: {arguments.template} at {ref}")
     print(f"The generator page: http://{arguments.host}:{arguments.port}/ (Ctrl-C stops it)")
-    app.run(host=arguments.host, port=arguments.port, threaded=True)
+    # `kill` ends it as Ctrl-C does, so the questionnaire's temporary snapshot goes too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        app.run(host=arguments.host, port=arguments.port, threaded=True)
+    finally:
+        app.extensions["questionnaire"].close()
 
 
 if __name__ == "__main__":
