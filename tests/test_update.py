@@ -157,6 +157,9 @@ ANSWER_CHANGES = [
         },
         id="kubernetes-queue-and-store-on",
     ),
+    pytest.param({}, {"ci": "gitlab"}, id="ci-github-to-gitlab"),
+    pytest.param({"ci": "gitlab"}, {"ci": "none"}, id="ci-off"),
+    pytest.param({"ci": "none", "dockerfile": False}, {"ci": "github"}, id="ci-on-without-docker"),
     pytest.param({}, {"serve_model": False, "apis": [], "openapi_docs": False}, id="stop-serving"),
     pytest.param(
         {"serve_model": False, "apis": [], "openapi_docs": False},

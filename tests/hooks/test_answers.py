@@ -16,6 +16,19 @@ def test_parses_the_task_argument() -> None:
     assert parse_answers(VALID) == Answers("iris", True, frozenset({"predict"}), True)
 
 
+@pytest.mark.parametrize("store", ["none", "sqlite", "postgresql"])
+def test_parses_the_prediction_store_answer(store: str) -> None:
+    text = VALID.replace('"predict"]', '"predict", "jobs"]').replace(
+        "}", f', "prediction_store": "{store}"}}'
+    )
+    assert parse_answers(text) == Answers("iris", True, frozenset({"predict", "jobs"}), True, store)
+
+
+def test_answers_from_before_the_prediction_store_mean_none() -> None:
+    # Projects generated before 0.3.0 have no prediction_store answer to replay on update.
+    assert parse_answers(VALID).prediction_store == "none"
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -25,6 +38,10 @@ def test_parses_the_task_argument() -> None:
         (VALID.replace("true,", '"yes",', 1), "serve_model must be a JSON bool, got 'yes'"),
         (VALID.replace('"predict"', '"explain"'), "apis holds ['explain']"),
         (VALID.replace(', "openapi_docs": true', ""), "openapi_docs must be a JSON bool, got None"),
+        (
+            VALID.replace("}", ', "prediction_store": "mysql"}'),
+            "prediction_store is 'mysql'; the choices are ['none', 'sqlite', 'postgresql']",
+        ),
     ],
 )
 def test_refuses_what_copier_yml_would_not_allow(text: str, message: str) -> None:
@@ -33,13 +50,26 @@ def test_refuses_what_copier_yml_would_not_allow(text: str, message: str) -> Non
 
 
 @pytest.mark.parametrize(
-    ("serve_model", "apis", "openapi_docs", "chosen"),
+    ("serve_model", "apis", "openapi_docs", "store", "chosen"),
     [
-        (True, {"predict", "evaluate"}, True, {"docs", "predict", "evaluate"}),
-        (True, {"predict_proba"}, False, {"predict_proba"}),
-        (False, {"predict"}, True, set()),
+        (True, {"predict", "evaluate"}, True, "none", {"docs", "predict", "evaluate"}),
+        (True, {"predict_proba"}, False, "none", {"predict_proba"}),
+        (True, {"predict", "jobs"}, False, "none", {"predict", "jobs"}),
+        # GET /predictions comes with the store, not with an API answer.
+        (True, {"predict"}, False, "sqlite", {"predict", "predictions"}),
+        (
+            True,
+            {"evaluate", "jobs"},
+            True,
+            "postgresql",
+            {"docs", "evaluate", "jobs", "predictions"},
+        ),
+        (False, {"predict"}, True, "none", set()),
+        (False, set(), False, "sqlite", set()),
     ],
 )
-def test_chosen_apis(serve_model: bool, apis: set[str], openapi_docs: bool, chosen: set[str]):
-    answers = Answers("iris", serve_model, frozenset(apis), openapi_docs)
+def test_chosen_apis(
+    serve_model: bool, apis: set[str], openapi_docs: bool, store: str, chosen: set[str]
+) -> None:
+    answers = Answers("iris", serve_model, frozenset(apis), openapi_docs, store)
     assert chosen_apis(answers) == chosen

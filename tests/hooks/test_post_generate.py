@@ -44,7 +44,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A rendered project, before the pass, as the working directory."""
     api = tmp_path / "src/iris_classifier/api"
     api.mkdir(parents=True)
-    for name in ("health", "model_info", "docs", "predict", "predict_proba", "evaluate"):
+    for name in ("health", "model_info", "docs", "predict", "predict_proba", "evaluate", "jobs"):
         (api / f"{name}.py").write_text("bp = None\n")
     (tmp_path / APP).write_text(RENDERED_APP)
     (tmp_path / ROUTES).parent.mkdir(parents=True)
@@ -73,6 +73,26 @@ def test_an_update_turning_an_api_off_cleans_its_wiring(project: Path) -> None:
     app = (project / APP).read_text()
     assert "from .api import docs, health, model_info, predict, predict_proba\n" in app
     assert "evaluate" not in app + (project / ROUTES).read_text()
+
+
+def test_the_jobs_api_and_the_prediction_store_answer_are_wired(project: Path) -> None:
+    # GET /predictions follows the prediction_store answer, not apis; jobs has three routes.
+    (project / "src/iris_classifier/api/predictions.py").write_text("bp = None\n")
+    chosen = answers(apis=["predict", "jobs"], openapi_docs=False, prediction_store="sqlite")
+    assert main([chosen]) == 0
+    app = (project / APP).read_text()
+    assert "from .api import health, jobs, model_info, predict, predictions\n" in app
+    assert app.endswith(
+        "app.register_blueprint(jobs.bp)\n    app.register_blueprint(predictions.bp)\n"
+    )
+    routes = (project / ROUTES).read_text()
+    for route in ('("POST", "/jobs")', '("POST", "/jobs/train")', '("GET", "/jobs/<job_id>")'):
+        assert route in routes
+    assert '("GET", "/predictions")' in routes
+
+    assert main([answers(apis=["predict"], openapi_docs=False, prediction_store="none")]) == 0
+    for wiring in ((project / APP).read_text(), (project / ROUTES).read_text()):
+        assert "jobs" not in wiring and "predictions" not in wiring
 
 
 def test_without_a_served_model_it_does_nothing(tmp_path: Path, monkeypatch, capsys) -> None:

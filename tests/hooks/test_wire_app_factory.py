@@ -9,7 +9,7 @@ import pytest
 from hooks.source_edit import Unsafe
 from hooks.wire_app_factory import wire_app_factory
 
-ALL = frozenset({"docs", "predict", "predict_proba", "evaluate"})
+ALL = frozenset({"docs", "predict", "predict_proba", "evaluate", "jobs", "predictions"})
 USERS = ("inventory_forecasts", "quarterly_sales_report")
 MODULES = ALL | {"health", "model_info", "admin", *USERS}
 
@@ -28,8 +28,10 @@ def app_py(api_import: str, *blueprints: str, body: str = "") -> str:
 
 BASE = app_py("from .api import health, model_info", "health", "model_info")
 ALL_WIRED = app_py(
-    "from .api import docs, evaluate, health, model_info, predict, predict_proba",
+    "from .api import docs, evaluate, health, jobs, model_info, predict, predict_proba, "
+    "predictions",
     *("health", "model_info", "docs", "predict", "predict_proba", "evaluate"),
+    *("jobs", "predictions"),
 )
 ALIASED = "from .api import health, model_info\nfrom .api import predict as predict_api"
 WRAPPED = """\
@@ -58,8 +60,17 @@ CASES = {
         ALL_WIRED,
         ALL - {"predict_proba"},
         app_py(
-            "from .api import docs, evaluate, health, model_info, predict",
-            *("health", "model_info", "docs", "predict", "evaluate"),
+            "from .api import docs, evaluate, health, jobs, model_info, predict, predictions",
+            *("health", "model_info", "docs", "predict", "evaluate", "jobs", "predictions"),
+        ),
+    ),
+    # The jobs API and the prediction store's GET /predictions rank after the four others.
+    "jobs and predictions after the others": (
+        app_py("from .api import health, model_info, predict", "health", "model_info", "predict"),
+        {"predict", "jobs", "predictions"},
+        app_py(
+            "from .api import health, jobs, model_info, predict, predictions",
+            *("health", "model_info", "predict", "jobs", "predictions"),
         ),
     ),
     "canonical order among optional APIs": (

@@ -9,12 +9,14 @@ import pytest
 from hooks.source_edit import Unsafe
 from hooks.wire_route_test import wire_route_test
 
-ALL = frozenset({"docs", "predict", "predict_proba", "evaluate"})
+ALL = frozenset({"docs", "predict", "predict_proba", "evaluate", "jobs", "predictions"})
 # One line of the set each, as ruff format lays it out.
 BASE_ROUTES = ('("GET", "/livez"),', '("GET", "/readyz"),', '("GET", "/model"),')
 DOCS = ('("GET", "/openapi.json"),', '("GET", "/docs/"),')
 PREDICT, PROBA = '("POST", "/predict"),', '("POST", "/predict_proba"),'
 EVALUATE = '("POST", "/evaluate"),'
+JOBS = ('("POST", "/jobs"),', '("POST", "/jobs/train"),', '("GET", "/jobs/<job_id>"),')
+PREDICTIONS = '("GET", "/predictions"),'
 ADMIN = '("GET", "/admin"),  # ours, not the template\'s'
 
 
@@ -25,7 +27,7 @@ def routes_py(*lines: str, head: str = "EXPECTED_ROUTES = {") -> str:
 
 
 BASE = routes_py(*BASE_ROUTES)
-ALL_WIRED = routes_py(*BASE_ROUTES, *DOCS, PREDICT, PROBA, EVALUATE)
+ALL_WIRED = routes_py(*BASE_ROUTES, *DOCS, PREDICT, PROBA, EVALUATE, *JOBS, PREDICTIONS)
 
 # name: (before, wired APIs, after)
 CASES = {
@@ -36,7 +38,13 @@ CASES = {
     "one off": (
         ALL_WIRED,
         ALL - {"predict_proba"},
-        routes_py(*BASE_ROUTES, *DOCS, PREDICT, EVALUATE),
+        routes_py(*BASE_ROUTES, *DOCS, PREDICT, EVALUATE, *JOBS, PREDICTIONS),
+    ),
+    "jobs on: its three routes": (BASE, {"jobs"}, routes_py(*BASE_ROUTES, *JOBS)),
+    "jobs off, the prediction store's route kept": (
+        routes_py(*BASE_ROUTES, PREDICT, *JOBS, PREDICTIONS, ADMIN),
+        {"predict", "predictions"},
+        routes_py(*BASE_ROUTES, PREDICT, PREDICTIONS, ADMIN),
     ),
     "canonical order": (
         routes_py(*BASE_ROUTES, EVALUATE, ADMIN),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -11,20 +13,26 @@ from . import metrics
 from .features import unknown_categories
 from .finite import NonFiniteOutputError
 from .model import TrainedModel
-from .tables import TableError, read_features, write_column
+from .tables import TableError, read_columns, read_features, write_table
 
 log = logging.getLogger(__name__)
 
 
-def predict_csv(model: TrainedModel, source: Path, destination: Path) -> int:
-    """Write one prediction per input row to `destination`; return the number of rows."""
+def predict_csv(
+    model: TrainedModel, source: Path, destination: Path | TextIO, keep: Sequence[str] = ()
+) -> int:
+    """Write one prediction per input row to `destination`; return the number of rows.
+
+    The columns of the input named in `keep` (an id, say) go beside each prediction, first.
+    """
     schema = model.schema
+    kept = read_columns(source, keep)  # before predicting: a misspelt name fails at once
     features, _ = read_features(source, model.feature_names, feature_types=schema.types_by_name)
     for name, values in unknown_categories(features, schema).items():
         # Predicted all the same, as none of the known categories (features.py).
         log.warning("%s: categories unseen in training in column %r: %s", source, name, values)
     predictions = _predict(model, features, source)
-    write_column(destination, model.metadata["target_name"], predictions)
+    write_table(destination, [*keep, model.metadata["target_name"]], [*kept, predictions])
     return len(predictions)
 
 

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -114,11 +114,30 @@ def header_of(path: Path) -> list[str]:
     return _read(path)[0]
 
 
-def write_column(path: Path, name: str, values: Sequence[Any]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as output:
-        writer = csv.writer(output)
-        writer.writerow([name])
-        writer.writerows([value] for value in values)
+def read_columns(path: Path, names: Sequence[str]) -> list[list[str]]:
+    """The cells of the columns `names`, as text, one list per column."""
+    header, rows = _read(path)
+    missing = [name for name in names if name not in header]
+    if missing:
+        raise TableError(f"{path}: no column(s) {missing} to keep; the header has {header}")
+    return [[row[header.index(name)] for row in rows] for name in names]
+
+
+def write_table(
+    output: Path | TextIO, header: Sequence[str], columns: Sequence[Sequence[Any]]
+) -> None:
+    """A CSV of `columns` (lists of equal length) under `header`, to a file or a stream."""
+    if not isinstance(output, Path):
+        _write(output, header, columns)
+        return
+    with output.open("w", newline="", encoding="utf-8") as table:
+        _write(table, header, columns)
+
+
+def _write(output: TextIO, header: Sequence[str], columns: Sequence[Sequence[Any]]) -> None:
+    writer = csv.writer(output)
+    writer.writerow(header)
+    writer.writerows(zip(*columns, strict=True))
 
 
 def _read(path: Path) -> tuple[list[str], list[list[str]]]:

@@ -1,0 +1,170 @@
+"""The generated project's CI, pre-commit hooks and `make clean`, checked offline.
+
+The workflows are validated against the schemas GitHub Actions and GitLab CI publish, as
+check-jsonschema vendors them (nothing downloads). The pre-commit hooks are local ones, so
+pre-commit runs them here as it does for a user, without cloning anything.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import copy_template, render
+
+BIN = Path(sys.executable).parent
+WORKFLOW = ".github/workflows/ci.yml"
+GITLAB = ".gitlab-ci.yml"
+SCHEMAS = {WORKFLOW: "vendor.github-workflows", GITLAB: "vendor.gitlab-ci"}
+
+CASES = {
+    "github": ({}, WORKFLOW),
+    "github-csv": ({"training_data": "csv", "dataset_path": "data/raw/train.csv"}, WORKFLOW),
+    "github-batch": ({"serve_model": False}, WORKFLOW),
+    "gitlab": ({"ci": "gitlab"}, GITLAB),
+    "gitlab-csv-onnx-queue": (
+        {"ci": "gitlab", "training_data": "csv", "model_format": "onnx", "task_queue": "sqlite"},
+        GITLAB,
+    ),
+    "gitlab-batch": ({"ci": "gitlab", "serve_model": False}, GITLAB),
+}
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_template(tmp_path_factory.mktemp("ci") / "template")
+
+
+@pytest.fixture(scope="module")
+def projects(template: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("ci-projects")
+    return {name: render(template, base / name, answers) for name, (answers, _) in CASES.items()}
+
+
+def check_schema(path: Path, schema: str) -> subprocess.CompletedProcess[str]:
+    command = [str(BIN / "check-jsonschema"), "--builtin-schema", schema, str(path)]
+    return subprocess.run(command, capture_output=True, text=True, check=False)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_the_ci_file_validates_against_its_published_schema(projects, name):
+    checked = check_schema(projects[name] / CASES[name][1], SCHEMAS[CASES[name][1]])
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_ci_runs_the_makefiles_lint_and_tests_and_builds_the_image_where_there_is_one(
+    projects, name
+):
+    project = projects[name]
+    ci = yaml.safe_load((project / CASES[name][1]).read_text())
+    if CASES[name][1] == WORKFLOW:
+        commands = [step.get("run") for step in ci["jobs"]["check"]["steps"] if "run" in step]
+    else:
+        commands = [
+            line for job in ci.values() if isinstance(job, dict) for line in job.get("script", [])
+        ]
+    assert commands[:3] == ["make install", "make lint", "make test"]
+    builds = any("docker" in command for command in commands)
+    assert builds == (project / "Dockerfile").exists()
+    makefile = (project / "Makefile").read_text()
+    for target in ("install", "lint", "test", *(["docker-build", "lock"] if builds else [])):
+        if f"make {target}" in " ".join(commands):
+            assert f"\n{target}:" in makefile, target
+
+
+def test_the_image_build_waits_for_the_training_csv(projects):
+    # The image trains on the CSV: a project whose data is not committed skips the build.
+    step = yaml.safe_load((projects["github-csv"] / WORKFLOW).read_text())["jobs"]["check"]
+    (build,) = [s for s in step["steps"] if s.get("run") == "make docker-build"]
+    assert build["if"] == "hashFiles('data/raw/train.csv') != ''"
+    gitlab = yaml.safe_load((projects["gitlab-csv-onnx-queue"] / GITLAB).read_text())
+    assert gitlab["build-image"]["rules"] == [{"exists": ["data/train.csv"]}]
+
+
+def test_the_schema_refuses_a_broken_workflow(projects, tmp_path):
+    # The check can fail: a job without runs-on, a GitLab job named like a global keyword.
+    workflow = yaml.safe_load((projects["github"] / WORKFLOW).read_text())
+    del workflow["jobs"]["check"]["runs-on"]
+    (tmp_path / "ci.yml").write_text(yaml.safe_dump(workflow))
+    assert check_schema(tmp_path / "ci.yml", SCHEMAS[WORKFLOW]).returncode == 1
+    gitlab = yaml.safe_load((projects["gitlab"] / GITLAB).read_text())
+    gitlab["image"] = gitlab.pop("build-image")
+    (tmp_path / "gitlab-ci.yml").write_text(yaml.safe_dump(gitlab))
+    assert check_schema(tmp_path / "gitlab-ci.yml", SCHEMAS[GITLAB]).returncode == 1
+
+
+def test_no_ci_no_ci_file(template, tmp_path):
+    project = render(template, tmp_path / "project", {"ci": "none"})
+    assert not (project / ".github").exists() and not (project / GITLAB).exists()
+    assert (project / ".pre-commit-config.yaml").exists()
+
+
+# The markers `copier update` leaves where the user's and the template's changes meet.
+CONFLICT = "a = 1\n<<<<<<< before updating\nb = 2\n=======\nb = 3\n>>>>>>> after updating\n"
+
+
+@pytest.fixture
+def committed(projects, tmp_path) -> Path:
+    """The default project as a git repository, as pre-commit needs it."""
+    project = tmp_path / "project"
+    subprocess.run(["cp", "-a", str(projects["github"]), str(project)], check=True)
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    return project
+
+
+def pre_commit(project: Path, *arguments: str, **environ: str) -> subprocess.CompletedProcess[str]:
+    subprocess.run(["git", "add", "--all"], cwd=project, check=True)
+    # Its cache of hook environments, which local hooks leave empty: never the user's own.
+    env = {**os.environ, "PRE_COMMIT_HOME": str(project.parent / "pre-commit-home"), **environ}
+    command = [str(BIN / "pre-commit"), *arguments]
+    return subprocess.run(command, cwd=project, capture_output=True, text=True, env=env)
+
+
+def test_the_pre_commit_config_is_valid(committed):
+    checked = pre_commit(committed, "validate-config")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+@pytest.mark.parametrize("name", ["src/iris_classifier/config.py", "README.md", "Makefile"])
+def test_pre_commit_refuses_a_file_with_conflict_markers(committed, name):
+    clean = pre_commit(committed, "run", "conflict-markers", "--files", name)
+    assert clean.returncode == 0, clean.stdout
+    path = committed / name
+    path.write_text(path.read_text() + CONFLICT)
+    refused = pre_commit(committed, "run", "conflict-markers", "--files", name)
+    assert refused.returncode == 1, refused.stdout
+    lines = len(path.read_text().splitlines())
+    for offset, marker in ((4, "<<<<<<< before updating"), (2, "======="), (0, ">>>>>>> after")):
+        assert f"{name}:{lines - offset}:{marker}" in refused.stdout, refused.stdout
+
+
+def test_pre_commit_lints_as_make_lint_does(committed, service_bin):
+    module = "src/iris_classifier/config.py"
+    environ = {"VENV": str(service_bin.parent)}
+    clean = pre_commit(committed, "run", "lint", "--files", module, **environ)
+    assert clean.returncode == 0, clean.stdout
+    (committed / module).write_text((committed / module).read_text() + "x=[1,\n2]\n")
+    refused = pre_commit(committed, "run", "lint", "--files", module, **environ)
+    assert refused.returncode == 1 and "ruff format --check" in refused.stdout, refused.stdout
+
+
+def test_make_clean_removes_caches_and_keeps_the_environment_and_models(committed):
+    made = [
+        "dist/x.zip",
+        ".pytest_cache/v",
+        ".ruff_cache/v",
+        "src/iris_classifier/__pycache__/a.pyc",
+    ]
+    kept = [".venv/lib/__pycache__/b.pyc", "models/model.npz", "tests/test_cli.py"]
+    for name in made + kept:
+        (committed / name).parent.mkdir(parents=True, exist_ok=True)
+        (committed / name).touch()
+    subprocess.run(["make", "clean"], cwd=committed, check=True, capture_output=True)
+    assert [name for name in made if (committed / name).exists()] == []
+    assert [name for name in kept if not (committed / name).exists()] == []
