@@ -5,6 +5,7 @@ EXPECTED_ROUTES = {
     ("GET", "/livez"),
     ("GET", "/readyz"),
     ("GET", "/model"),
+    ("GET", "/metrics"),
     # Your own routes go here, below the template's.
 }
 

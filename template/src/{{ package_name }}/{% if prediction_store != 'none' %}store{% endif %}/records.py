@@ -18,6 +18,7 @@ import os
 import threading
 import weakref
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -69,6 +70,7 @@ class PredictionStore:
         flush_interval: float = 0.5,
         buffer_size: int = 100_000,
         max_retry_interval: float = 10.0,
+        report: Callable[[int, int], None] | None = None,
     ) -> None:
         self.engine = engine
         self.batch_size = batch_size
@@ -76,6 +78,10 @@ class PredictionStore:
         self.max_retry_interval = max_retry_interval
         self.written = 0  # records in the database, from this process
         self.dropped = 0  # records lost: the buffer was full during an outage
+        # Called by the writer thread after each write with (records buffered, records dropped
+        # since the last call): the service's metrics, kept off the request path.
+        self._report = report
+        self._reported_dropped = 0
         self._pending: deque[Record] = deque()
         self._buffer_size = buffer_size
         self._lock = threading.Lock()  # guards _pending and the counters
@@ -140,6 +146,15 @@ class PredictionStore:
                 retry_interval = self.flush_interval
             else:  # down: wait longer each time, up to max_retry_interval
                 retry_interval = min(retry_interval * 2, self.max_retry_interval)
+            self._report_state()
+
+    def _report_state(self) -> None:
+        if self._report is None:
+            return
+        with self._lock:
+            pending, dropped = len(self._pending), self.dropped
+        self._report(pending, dropped - self._reported_dropped)
+        self._reported_dropped = dropped
 
     def flush(self) -> bool:
         """Write every buffered record now; False if the database refused (they stay buffered).
@@ -237,6 +252,7 @@ class PredictionStore:
             self._thread.join(timeout)
         if not self.flush():
             log.error("prediction store: %d records lost on shutdown", len(self._pending))
+        self._report_state()
         self.engine.dispose()
         _open_stores.discard(self)
 
