@@ -154,7 +154,9 @@ def test_five_reloads_lose_and_stall_nothing(stack):
 
 
 def test_a_damaged_model_file_gives_503s_then_recovers_without_a_restart(stack):
-    artifact = stack.project / "models" / "model.npz"
+    models = stack.project / "models"
+    # The served version's artifact, models/versions/<id>/model.npz, as metadata.json names it.
+    artifact = models / json.loads((models / "metadata.json").read_text())["artifact"]["path"]
     good = artifact.read_bytes()
     master, holding_the_model = stack.gunicorn_workers()
     with Load(stack) as load:

@@ -104,7 +104,7 @@ def test_holdout_rows_as_objects_get_scikit_learns_predictions(stack, service_bi
     assert isinstance(expected["rows"][0]["plan"], str)
     response = stack.post_json("/predict", {"rows": expected["rows"]})
     assert response.status == 200, response.body
-    assert response.json() == {"predictions": expected["predictions"]}
+    assert response.json()["predictions"] == expected["predictions"]
 
 
 def test_an_unknown_category_is_answered_and_reported(stack):

@@ -410,7 +410,8 @@ def test_readyz_is_ok_through_the_front_door(stack):
 def test_predictions_through_the_front_door_are_correct(stack, service_bin):
     response = stack.post_json("/predict", {"rows": IRIS_ROWS})
     assert response.status == 200
-    assert response.json() == {"predictions": IRIS_CLASSES}
+    assert response.json()["predictions"] == IRIS_CLASSES
+    assert response.json()["model_version"] == response.headers["x-model-version"]
     # The same model answers the batch command line, without any server, the same.
     rows = stack.project / "rows.csv"
     with rows.open("w", newline="") as table:
@@ -711,6 +712,7 @@ class Outcome:
     seconds: float
     status: int | str  # the HTTP status, or the name of the error the client got
     ok: bool  # 200 with the right predictions
+    version: str | None = None  # the model version that answered (X-Model-Version)
 
 
 @dataclass
@@ -753,6 +755,7 @@ class Load:
     def predict(self) -> Outcome:
         started = time.monotonic()
         connection = http.client.HTTPConnection("127.0.0.1", self.stack.port, timeout=30)
+        version = None
         try:
             connection.request(
                 "POST", "/predict", PREDICT_BODY, {"Content-Type": "application/json"}
@@ -760,12 +763,16 @@ class Load:
             response = connection.getresponse()
             body = response.read()
             status: int | str = response.status
-            ok = status == 200 and json.loads(body) == {"predictions": IRIS_CLASSES}
+            version = response.getheader("X-Model-Version")
+            ok = status == 200 and json.loads(body) == {
+                "predictions": IRIS_CLASSES,
+                "model_version": version,
+            }
         except (OSError, http.client.HTTPException, ValueError) as error:
             status, ok = type(error).__name__, False
         finally:
             connection.close()
-        return Outcome(started, time.monotonic() - started, status, ok)
+        return Outcome(started, time.monotonic() - started, status, ok, version)
 
     def failed(self) -> list[Outcome]:
         return [outcome for outcome in self.outcomes if not outcome.ok]
@@ -948,7 +955,7 @@ def test_a_worker_killed_as_it_sends_a_json_answer_sends_all_of_it_or_nothing(st
             assert len(killed()) == 1, (nth, outcomes)
         *answered, lost = outcomes
         assert all(is_ok(outcome) for outcome in answered), (nth, outcomes)
-        assert all(outcome.json() == {"predictions": IRIS_CLASSES} for outcome in answered)
+        assert all(outcome.json()["predictions"] == IRIS_CLASSES for outcome in answered)
         if stack.with_nginx:
             assert isinstance(lost, Response), (nth, outcomes)
             assert (lost.status, lost.json()["error"]["code"]) == (502, 502), (nth, lost)

@@ -351,10 +351,8 @@ def test_redis_queue_round_trips_and_survives_an_outage(
                 "the job queue is unavailable (Redis cannot be reached): try again shortly"
             )
         # The rest of the service goes on.
-        assert app.request("POST", "/predict", {"rows": IRIS_ROWS}) == (
-            200,
-            {"predictions": IRIS_CLASSES},
-        )
+        status, document = app.request("POST", "/predict", {"rows": IRIS_ROWS})
+        assert (status, document["predictions"]) == (200, IRIS_CLASSES)
         assert app.request("GET", "/readyz")[0] == 200
 
         # Redis back (empty: it kept nothing): the same app and worker serve jobs again.
@@ -407,12 +405,13 @@ def test_the_stack_runs_the_worker_and_a_job_through_nginx(copier_template, tmp_
         assert queued.status == 202, queued
         retrained = wait_until_done(stack, queued.headers["location"])
         deadline = time.monotonic() + JOB_WITHIN
-        while stack.request("GET", "/model").json()["trained_at"] != retrained["trained_at"]:
+        while stack.request("GET", "/model").json()["model_version"] != retrained["model_version"]:
             if time.monotonic() > deadline:
                 pytest.fail(f"the service did not load the retrained model within {JOB_WITHIN} s")
             time.sleep(0.1)
         assert stack.post_json("/predict", {"rows": IRIS_ROWS}).json() == {
-            "predictions": IRIS_CLASSES
+            "predictions": IRIS_CLASSES,
+            "model_version": retrained["model_version"],
         }
     finally:
         left = stack.stop()

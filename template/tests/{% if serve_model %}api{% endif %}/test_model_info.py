@@ -17,6 +17,7 @@ def test_model_reports_its_metadata(client, model):
     assert info["sklearn_version"] == sklearn.__version__
     assert info["trained_at"] == model.metadata["trained_at"]
     assert info["version"] == model.metadata["version"]
+    assert info["model_version"] == model.version == response.headers["X-Model-Version"]
 
 
 def test_model_reports_holdout_metrics(client):
@@ -27,7 +28,8 @@ def test_model_reports_holdout_metrics(client):
 
 def test_model_artifact_hash_is_that_of_the_file(client, model_dir):
     artifact = client.get("/model").json["artifact"]
-    content = (model_dir / artifact["name"]).read_bytes()
+    # The served version's file: metadata.json names it by its path in the model directory.
+    content = (model_dir / artifact["path"]).read_bytes()
     assert artifact["sha256"] == hashlib.sha256(content).hexdigest()
 
 

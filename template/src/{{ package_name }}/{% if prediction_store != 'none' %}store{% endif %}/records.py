@@ -42,6 +42,7 @@ class Record:
     request_id: str
     created_at: float  # time.time(), in seconds since the epoch
     model_sha256: str
+    model_version: str
     endpoint: str
     inputs: np.ndarray  # the request's rows, kept as the array: .tolist() runs off the path
     outputs: list[Any]
@@ -52,6 +53,7 @@ class Record:
             "request_id": self.request_id,
             "created_at": datetime.fromtimestamp(self.created_at, UTC),
             "model_sha256": self.model_sha256,
+            "model_version": self.model_version,
             "endpoint": self.endpoint,
             "inputs": self.inputs.tolist(),
             "outputs": self.outputs,

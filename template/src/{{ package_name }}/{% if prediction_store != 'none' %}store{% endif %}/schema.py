@@ -41,6 +41,9 @@ class Prediction(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     # The SHA-256 of the model artifact that answered (GET /model shows the current one).
     model_sha256: Mapped[str] = mapped_column(String(64))
+    # The model version that answered (GET /model names the current one); null in the rows
+    # stored before versions existed.
+    model_version: Mapped[str | None] = mapped_column(String(64))
     # The route that answered: "/predict" or "/predict_proba".
     endpoint: Mapped[str] = mapped_column(String(64))
     # The rows, as arrays of numbers in the model's feature order (GET /model lists them).

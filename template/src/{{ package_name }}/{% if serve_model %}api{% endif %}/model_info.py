@@ -10,18 +10,33 @@ bp = Blueprint("model_info", __name__)
 
 
 @bp.get("/model")
-def model_info() -> dict[str, Any]:
-    """Version, estimator, features, classes, scikit-learn version, artifact hash, metrics."""
-    return current_app.extensions["model"].get().metadata
+def model_info() -> tuple[dict[str, Any], dict[str, str]]:
+    """Model version, estimator, features, classes, scikit-learn version, artifact, metrics."""
+    model = current_app.extensions["model"].get()
+    return model.metadata, {"X-Model-Version": model.version}
 
 
 def openapi_paths(components: dict[str, Any]) -> dict[str, Any]:
     """This module's part of the OpenAPI document (see openapi.py)."""
+    version = {
+        "type": "string",
+        "description": "The model version's id: when it was saved (UTC), then its artifact's "
+        "SHA-256, abridged. `make versions` lists those kept; `make rollback` serves the "
+        "previous one again.",
+        "example": "20260101T120000.000Z-3f2a9c1b",
+    }
+    components["schemas"]["ModelVersion"] = version
+    # Every response a model answered names it, as its body's model_version does.
+    components.setdefault("headers", {})["ModelVersion"] = {
+        "description": "The model version that answered",
+        "schema": {"$ref": "#/components/schemas/ModelVersion"},
+    }
     components["schemas"]["ModelInfo"] = {
         "type": "object",
         "properties": {
             "project": {"type": "string"},
-            "version": {"type": "string"},
+            "version": {"type": "string", "description": "The project's version"},
+            "model_version": {"$ref": "#/components/schemas/ModelVersion"},
             "problem_type": {"type": "string", "enum": ["classification", "regression"]},
             "estimator": {"type": "string", "example": "LogisticRegression"},
             "feature_names": {"type": "array", "items": {"type": "string"}},
@@ -60,6 +75,10 @@ def openapi_paths(components: dict[str, Any]) -> dict[str, Any]:
                     "name": {"type": "string"},
                     "format": {"type": "string", "enum": ["numpy", "onnx", "skops", "joblib"]},
                     "sha256": {"type": "string"},
+                    "path": {
+                        "type": "string",
+                        "description": "Where the artifact is, in the model directory",
+                    },
                 },
             },
         },
@@ -73,6 +92,9 @@ def openapi_paths(components: dict[str, Any]) -> dict[str, Any]:
                 "responses": {
                     "200": {
                         "description": "The metadata training recorded",
+                        "headers": {
+                            "X-Model-Version": {"$ref": "#/components/headers/ModelVersion"}
+                        },
                         "content": {
                             "application/json": {
                                 "schema": {"$ref": "#/components/schemas/ModelInfo"}
