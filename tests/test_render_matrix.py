@@ -209,7 +209,8 @@ def leftover_jinja(project: Path) -> list[str]:
 
 def declared_dependencies(project: Path) -> set[str]:
     pyproject = tomllib.loads((project / "pyproject.toml").read_text())["project"]
-    return set(pyproject["dependencies"]) | set(pyproject["optional-dependencies"]["dev"])
+    extras = pyproject["optional-dependencies"].values()
+    return set(pyproject["dependencies"]).union(*extras)
 
 
 def service_requirements() -> set[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -142,12 +143,26 @@ def _write(output: TextIO, header: Sequence[str], columns: Sequence[Sequence[Any
 
 def _read(path: Path) -> tuple[list[str], list[list[str]]]:
     try:
-        with path.open(newline="", encoding="utf-8") as table:
-            header, *rows = list(csv.reader(table))
+        content = path.read_bytes()
     except FileNotFoundError:
         raise TableError(f"{path}: no such file") from None
-    except UnicodeDecodeError as error:  # a ValueError too: caught before the next clause
-        raise TableError(f"{path}: not UTF-8 text (byte {error.start} cannot be decoded)") from None
+    try:
+        # utf-8-sig: spreadsheets' "CSV UTF-8" starts with a byte order mark, not a header.
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = content.count(b"\n", 0, error.start) + 1
+        raise TableError(
+            f"{path}, line {line}: not UTF-8 text (byte {content[error.start]:#04x}); save the "
+            'file as UTF-8 (in a spreadsheet: "CSV UTF-8")'
+        ) from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header, *rows = list(reader)
+    except csv.Error as error:  # e.g. a cell longer than the csv module's field limit
+        raise TableError(
+            f"{path}, line {reader.line_num}: not readable as CSV ({error}); check the quoting "
+            "there"
+        ) from None
     except ValueError:  # an empty file has no header to unpack
         raise TableError(f"{path}: the file is empty; it needs a header row") from None
     if not rows:

@@ -26,6 +26,19 @@ def test_model_reports_holdout_metrics(client):
     assert all(math.isfinite(value) for value in metrics.values())
 
 
+def test_model_reports_the_baseline_cross_validation_and_importance(client, model):
+    info = client.get("/model").json
+    for key in ("baseline", "cross_validation", "feature_importance"):
+        assert info[key] == model.metadata[key]
+    assert info["cross_validation"]["folds"] >= 2
+    assert set(info["baseline"]["metrics"]) == set(info["metrics"])
+
+
+def test_model_leaves_out_the_drift_reference(client, model):
+    assert "drift_reference" in model.metadata
+    assert "drift_reference" not in client.get("/model").json
+
+
 def test_model_artifact_hash_is_that_of_the_file(client, model_dir):
     artifact = client.get("/model").json["artifact"]
     # The served version's file: metadata.json names it by its path in the model directory.

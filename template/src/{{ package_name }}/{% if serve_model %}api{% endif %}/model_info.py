@@ -9,11 +9,18 @@ from flask import Blueprint, current_app
 bp = Blueprint("model_info", __name__)
 
 
+# Recorded for drift checks (reference.py), and as long as the features and their categories
+# are many: not what a client asking about the model wants on every call.
+LEFT_OUT = frozenset({"drift_reference"})
+
+
 @bp.get("/model")
 def model_info() -> tuple[dict[str, Any], dict[str, str]]:
-    """Model version, estimator, features, classes, scikit-learn version, artifact, metrics."""
+    """Model version, estimator, features, classes, scikit-learn version, artifact, metrics
+    (holdout, baseline's, cross-validated) and the features that matter most."""
     model = current_app.extensions["model"].get()
-    return model.metadata, {"X-Model-Version": model.version}
+    shown = {key: value for key, value in model.metadata.items() if key not in LEFT_OUT}
+    return shown, {"X-Model-Version": model.version}
 
 
 def openapi_paths(components: dict[str, Any]) -> dict[str, Any]:
@@ -30,6 +37,11 @@ def openapi_paths(components: dict[str, Any]) -> dict[str, Any]:
     components.setdefault("headers", {})["ModelVersion"] = {
         "description": "The model version that answered",
         "schema": {"$ref": "#/components/schemas/ModelVersion"},
+    }
+    components["schemas"]["Metrics"] = {
+        "type": "object",
+        "additionalProperties": {"type": "number"},
+        "description": "Each metric's score, by name.",
     }
     components["schemas"]["ModelInfo"] = {
         "type": "object",
@@ -62,9 +74,66 @@ def openapi_paths(components: dict[str, Any]) -> dict[str, Any]:
             "sklearn_version": {"type": "string"},
             "trained_at": {"type": "string", "format": "date-time"},
             "metrics": {
-                "type": "object",
-                "additionalProperties": {"type": "number"},
+                "$ref": "#/components/schemas/Metrics",
                 "description": "Scores on the rows held out from training.",
+            },
+            "baseline": {
+                "type": "object",
+                "description": "A model that ignores the features, scored on the same rows.",
+                "properties": {
+                    "estimator": {"type": "string", "example": "DummyClassifier"},
+                    "strategy": {"type": "string", "example": "most_frequent"},
+                    "predicts": {"type": "string"},
+                    "metrics": {"$ref": "#/components/schemas/Metrics"},
+                },
+            },
+            "cross_validation": {
+                "type": "object",
+                "description": (
+                    "k-fold cross-validation on the training part: each metric's mean and "
+                    "standard deviation over the folds. folds is 0 (and skipped says why) "
+                    "when there are too few rows."
+                ),
+                "properties": {
+                    "folds": {"type": "integer"},
+                    "splitter": {"type": "string", "enum": ["StratifiedKFold", "KFold"]},
+                    "n_rows": {"type": "integer"},
+                    "sampled": {
+                        "type": "boolean",
+                        "description": "Whether n_rows is a random sample of the training part.",
+                    },
+                    "mean": {"$ref": "#/components/schemas/Metrics"},
+                    "std": {"$ref": "#/components/schemas/Metrics"},
+                    "per_fold": {
+                        "type": "array",
+                        "items": {"$ref": "#/components/schemas/Metrics"},
+                    },
+                    "skipped": {"type": "string"},
+                },
+            },
+            "feature_importance": {
+                "type": "object",
+                "description": (
+                    "Permutation importance on the holdout rows: how much metric drops when "
+                    "one feature is shuffled, most important first."
+                ),
+                "properties": {
+                    "metric": {"type": "string"},
+                    "repeats": {"type": "integer"},
+                    "n_rows": {"type": "integer"},
+                    "sampled": {"type": "boolean"},
+                    "features": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "name": {"type": "string"},
+                                "mean": {"type": "number"},
+                                "std": {"type": "number"},
+                            },
+                        },
+                    },
+                },
             },
             "n_train": {"type": "integer"},
             "n_holdout": {"type": "integer"},
