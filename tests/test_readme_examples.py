@@ -5,8 +5,8 @@ the README prints them, the port alone changed; each output is checked for sense
 
 Two projects: the defaults (iris: /predict, /predict_proba, /evaluate), and a CSV of numbers,
 text categories and empty cells with the jobs API on the embedded queue and the SQLite
-prediction store. The README's `make` lines are the render matrix's gates; its `copier`,
-`docker` and `alembic` lines are the update, image and migration tests'.
+prediction store. The README's other lines (`make`, `copier update`, `docker`, `alembic`) start
+or change the project rather than use it: the live stack, update, image and store tests run them.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import json
 import re
 import stat
 import subprocess
-import sys
 import time
 import tomllib
 from collections.abc import Callable, Iterator
@@ -42,6 +41,7 @@ PROJECTS = {
 }
 README_PORT = 5000  # public_port's default: the port the README's URLs name
 WITHIN = 120  # seconds for a queued job to be done, or a prediction to be recorded
+PASTE_WITHIN = 300  # seconds for one paste of the README's commands to run
 # Printed after each pasted command, with its exit status, to tell their outputs apart.
 MARKER = "@@readme-example-exit@@"
 
@@ -93,7 +93,12 @@ def paste(project: Path, port: int, commands: list[str]) -> list[Pasted]:
         for command in commands
     )
     bash = subprocess.run(
-        ["bash", "-o", "pipefail"], input=script, cwd=project, capture_output=True, text=True
+        ["bash", "-o", "pipefail"],
+        input=script,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=PASTE_WITHIN,
     )
     assert bash.returncode == 0, bash.stderr
     chunks = re.split(rf"\n{MARKER} (\d+)\n", bash.stdout)
@@ -123,7 +128,8 @@ def install_venv(project: Path, service_bin: Path) -> None:
     packages and the project's src/ (as an editable install does), with the console script
     pip writes for each of the project's [project.scripts]."""
     venv = project / ".venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
+    # Made by the service environment's Python, so that both are the same version.
+    subprocess.run([service_bin / "python", "-m", "venv", "--without-pip", venv], check=True)
     purelib = "import sysconfig; print(sysconfig.get_path('purelib'))"
 
     def site_packages(python: Path) -> str:
@@ -166,6 +172,7 @@ def write_tables(project: Path, target: str) -> list[dict[str, str]]:
 
 @pytest.fixture(scope="module", params=list(PROJECTS))
 def stack(request, copier_template, tmp_path_factory, service_bin) -> Iterator[Stack]:
+    system_tool("curl")
     system_tool("envsubst")
     system_tool("nginx")
     folder = tmp_path_factory.mktemp("readme")
