@@ -10,7 +10,7 @@ COMPAT_VENVS := $(foreach v,$(COMPAT_VERSIONS),$(if $(wildcard $(PYENV_ROOT)/ver
 
 .PHONY: demo test lint clean web
 
-demo: $(VENV)/.installed  ## Render the default service, train it, serve it, show a prediction
+demo: $(VENV)/.render-installed  ## Render the default service, train it, serve it, show a prediction
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/demo.sh
 
 test: $(VENV)/.installed $(SERVICE_VENV)/.installed $(COMPAT_VENVS)  ## The whole test suite (what CI runs)
@@ -21,6 +21,14 @@ test: $(VENV)/.installed $(SERVICE_VENV)/.installed $(COMPAT_VENVS)  ## The whol
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# Copier and its extensions alone, for the demo: pip's own lines show the first run's progress.
+$(VENV)/.render-installed: pyproject.toml
+	@echo "==> Creating $(VENV) and installing Copier and the template's extensions (make demo)"
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --upgrade pip
+	$(VENV)/bin/python -m pip install --group render
+	touch $@
 
 # Copier, its extensions and the test tools.
 $(VENV)/.installed: pyproject.toml

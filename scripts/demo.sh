@@ -15,7 +15,7 @@ cd "$destination"
 
 # The service and its training stack alone: the demo runs no tests, so their tools (make
 # install's dev extra) wait until the project is yours. pip's own lines show the progress.
-echo "==> Installing it into its own virtual environment (make install-runtime)"
+echo "==> Creating its virtual environment, .venv, and installing the service and its training stack (make install-runtime)"
 make install-runtime
 
 echo "==> Training the model (make train)"

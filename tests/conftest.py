@@ -62,6 +62,8 @@ SYSTEM_TOOLS = {
     "wrk": "wrk",
     "redis-server": "redis-server",
     "strace": "strace",
+    # The generated README's requests, pasted as printed (tests/test_readme_examples.py).
+    "curl": "curl",
     # The generator page's browser test (tests/test_generator_page.py).
     "chromium": "chromium",
     "chromedriver": "chromium-driver",

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import copy_template, render
+from tests.conftest import REPO_ROOT, copy_template, render
 
 BIN = Path(sys.executable).parent
 WORKFLOW = ".github/workflows/ci.yml"
@@ -168,3 +168,56 @@ def test_make_clean_removes_caches_and_keeps_the_environment_and_models(committe
     subprocess.run(["make", "clean"], cwd=committed, check=True, capture_output=True)
     assert [name for name in made if (committed / name).exists()] == []
     assert [name for name in kept if not (committed / name).exists()] == []
+
+
+# The template repository's own hooks (.pre-commit-config.yaml at its root).
+REPO_HOOKS = REPO_ROOT / ".pre-commit-config.yaml"
+
+
+def hooks(config: Path) -> dict[str, dict]:
+    (repo,) = yaml.safe_load(config.read_text())["repos"]
+    return {hook["id"]: hook for hook in repo["hooks"]}
+
+
+def test_the_template_repos_pre_commit_config_is_valid():
+    command = [str(BIN / "pre-commit"), "validate-config", str(REPO_HOOKS)]
+    checked = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_template_repo_refuses_conflict_markers_as_its_projects_do():
+    ours = hooks(REPO_HOOKS)["conflict-markers"]
+    assert ours == hooks(REPO_ROOT / "template" / ".pre-commit-config.yaml")["conflict-markers"]
+
+
+@pytest.fixture
+def template_repo(tmp_path) -> Path:
+    """A repository with the template's hooks and lint settings, and its .venv's ruff."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in (".pre-commit-config.yaml", "pyproject.toml", ".gitignore"):
+        (repo / name).write_text((REPO_ROOT / name).read_text())
+    (repo / ".venv").symlink_to(BIN.parent)
+    (repo / "tests").mkdir()
+    (repo / "tests" / "clean.py").write_text('"""Formatted."""\n\nVALUE = [1, 2]\n')
+    # A rendered project's module: the render matrix lints it, under its own settings.
+    (repo / "template").mkdir()
+    (repo / "template" / "module.py").write_text("x=[1,\n2]\n")
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    return repo
+
+
+def test_the_template_repos_hooks_run_offline_and_refuse(template_repo):
+    passed = pre_commit(template_repo, "run", "--all-files")
+    assert passed.returncode == 0, passed.stdout
+    assert passed.stdout.count("Passed") == 3, passed.stdout
+    (template_repo / "tests" / "clean.py").write_text("import os\nx=[1,\n2]\n")
+    (template_repo / "README.md").write_text(CONFLICT)
+    refused = pre_commit(template_repo, "run", "--all-files")
+    assert refused.returncode == 1
+    failed = [line for line in refused.stdout.splitlines() if line.endswith("Failed")]
+    assert [line.split(".")[0] for line in failed] == [
+        "no conflict markers (git merge, copier update)",
+        "ruff check",
+        "ruff format --check",
+    ], refused.stdout
