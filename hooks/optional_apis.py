@@ -20,7 +20,11 @@ class OptionalApi:
 
 
 OPTIONAL_APIS = (
-    OptionalApi("docs", (("GET", "/openapi.json"), ("GET", "/docs/")), lambda a: a.openapi_docs),
+    OptionalApi(
+        "docs",
+        (("GET", "/openapi.json"), ("GET", "/docs/"), ("GET", "/docs/start.js")),
+        lambda a: a.openapi_docs,
+    ),
     OptionalApi("predict", (("POST", "/predict"),), lambda a: "predict" in a.apis),
     OptionalApi(
         "predict_proba", (("POST", "/predict_proba"),), lambda a: "predict_proba" in a.apis
