@@ -62,6 +62,7 @@ SYSTEM_TOOLS = {
     "wrk": "wrk",
     "redis-server": "redis-server",
     "strace": "strace",
+    "openssl": "openssl",
     # The generator page's browser test (tests/test_generator_page.py).
     "chromium": "chromium",
     "chromedriver": "chromium-driver",
