@@ -271,3 +271,57 @@ def test_no_key_is_in_any_project_file_log_or_the_store(stack):
     assert "/predict" in log  # the access log is in it
     with contextlib.suppress(FileNotFoundError):
         assert ENV_KEY not in (stack.project / ".copier-answers.yml").read_text()
+
+
+@pytest.mark.browser
+def test_swagger_ui_runs_under_the_csp_and_authorize_takes_a_key(stack):
+    """In headless Chromium: the page renders with no CSP violation, "Authorize" takes a key,
+    and "Try it out" on a guarded operation then gets a 200, all from the service alone."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as until
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    chromium, driver = system_tool("chromium"), system_tool("chromedriver")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    # The module's self-signed certificate; what TLS does is tested above.
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+        options.add_argument(argument)
+    options.add_argument("--ignore-certificate-errors")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SE_OFFLINE", "true")
+        chrome = webdriver.Chrome(options=options, service=Service(executable_path=driver))
+    try:
+        wait = WebDriverWait(chrome, 30)
+        chrome.get(f"https://127.0.0.1:{stack.port}/docs/")
+        wait.until(until.presence_of_element_located((By.CSS_SELECTOR, ".information-container")))
+        chrome.find_element(By.CSS_SELECTOR, ".scheme-container button.authorize").click()
+        field = wait.until(
+            until.visibility_of_element_located((By.CSS_SELECTOR, ".auth-container input"))
+        )
+        field.send_keys(FILE_KEY)
+        chrome.find_element(By.CSS_SELECTOR, ".auth-container button.authorize").click()
+        chrome.find_element(By.CSS_SELECTOR, "button.btn-done").click()
+        operation = wait.until(
+            until.element_to_be_clickable((By.CSS_SELECTOR, "#operations-model-model_info"))
+        )
+        operation.find_element(By.CSS_SELECTOR, ".opblock-summary").click()
+        wait.until(until.element_to_be_clickable((By.CSS_SELECTOR, "button.try-out__btn"))).click()
+        wait.until(until.element_to_be_clickable((By.CSS_SELECTOR, "button.execute"))).click()
+        status = wait.until(
+            until.visibility_of_element_located(
+                (By.CSS_SELECTOR, ".live-responses-table .response .response-col_status")
+            )
+        )
+        assert status.text.strip() == "200"
+        violations = [
+            entry["message"]
+            for entry in chrome.get_log("browser")
+            if "Content Security Policy" in entry["message"] or entry["level"] == "SEVERE"
+        ]
+        assert not violations, violations
+    finally:
+        chrome.quit()
