@@ -325,3 +325,9 @@ def test_swagger_ui_runs_under_the_csp_and_authorize_takes_a_key(stack):
         assert not violations, violations
     finally:
         chrome.quit()
+
+
+def test_plain_http_answers_the_probes_for_the_healthcheck(stack):
+    for path in ("/livez", "/readyz"):
+        connection = http.client.HTTPConnection("127.0.0.1", stack.http_port, timeout=30)
+        assert exchange(connection, "GET", path, None, None).status == 200
