@@ -104,7 +104,10 @@ def test_nginx_takes_the_security_choices(copier_template, tmp_path, service_bin
         copier_template, tmp_path / "project", dict(auth="api_key", tls=True, rate_limit=10)
     )
     make_certificate(project / "certs")
+    check_supervisor(project, service_bin)
     check_nginx(project, service_bin)
+    check_dockerfile(project)
+    check_compose(project)
     config = (project / "run" / "nginx.conf").read_text()
     assert "rate=10r/s" in config and "burst=20 nodelay" in config
     assert "ssl_certificate ../certs/tls.crt;" in config  # relative to run/, nginx's prefix
