@@ -25,6 +25,7 @@ def test_parses_the_task_argument() -> None:
         (VALID.replace("true,", '"yes",', 1), "serve_model must be a JSON bool, got 'yes'"),
         (VALID.replace('"predict"', '"explain"'), "apis holds ['explain']"),
         (VALID.replace(', "openapi_docs": true', ""), "openapi_docs must be a JSON bool, got None"),
+        (VALID.replace("}", ', "auth": "oauth"}'), "auth is 'oauth'; the choices are"),
     ],
 )
 def test_refuses_what_copier_yml_would_not_allow(text: str, message: str) -> None:
@@ -43,3 +44,12 @@ def test_refuses_what_copier_yml_would_not_allow(text: str, message: str) -> Non
 def test_chosen_apis(serve_model: bool, apis: set[str], openapi_docs: bool, chosen: set[str]):
     answers = Answers("iris", serve_model, frozenset(apis), openapi_docs)
     assert chosen_apis(answers) == chosen
+
+
+def test_api_keys_are_wired_like_an_api() -> None:
+    """auth=api_key chooses api/auth.py (the key check); absent (before 0.7.0), no check."""
+    keyed = parse_answers(VALID.replace("}", ', "auth": "api_key"}'))
+    assert keyed.auth == "api_key"
+    assert chosen_apis(keyed) == {"docs", "predict", "auth"}
+    assert parse_answers(VALID).auth == "none"
+    assert "auth" not in chosen_apis(parse_answers(VALID))
