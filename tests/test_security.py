@@ -161,9 +161,10 @@ def test_each_configured_key_predicts_in_either_header(stack, key):
     assert bearer.status == 200, bearer
 
 
-@pytest.mark.parametrize("path", ["/livez", "/readyz", "/openapi.json", "/docs/"])
+@pytest.mark.parametrize("path", ["/livez", "/readyz", "/openapi.json", "/docs/", "/docs/start.js"])
 def test_health_and_docs_are_open(stack, path):
     assert stack.request("GET", path).status == 200
+    assert stack.request("GET", "/docs").status == 308  # to /docs/, not refused
 
 
 def test_every_answer_has_the_security_headers_and_no_version(stack):
