@@ -69,6 +69,9 @@ READY_WITHIN = 60  # seconds from `make serve` to /readyz answering 200
 STOP_WITHIN = 60  # seconds for supervisord to stop its programs gracefully
 WARMUP_SECONDS = 2
 PACKAGE = "iris_classifier"  # the default render's package
+# The keys stack's API keys (auth=api_key): made up here, for this run only.
+API_KEY = "bench-key-0f6c2d8e9a7b4135"
+OTHER_API_KEYS = ["bench-key-retired-1", "bench-key-retired-2"]
 
 # Rows 0, 50 and 100 of scikit-learn's iris data set, one of each class.
 IRIS_ROWS = [
@@ -129,6 +132,8 @@ class Stack:
     log: Path
     predict_path: str = "/predict"
     ready_path: str = "/readyz"
+    # Sent with every measured request (the keys stack's API key).
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -208,16 +213,22 @@ def start(
     (project / "run").mkdir(exist_ok=True)
     port = free_port()
     log = project / "serve.log"
+    environment = stack_environment(gunicorn_args)
+    headers = {}
+    if name == "keys":
+        # Three keys, the one sent last: the check compares the key sent with every one.
+        environment["API_KEYS"] = ",".join([*OTHER_API_KEYS, API_KEY])
+        headers["X-API-Key"] = API_KEY
     with log.open("w") as output:
         make = subprocess.Popen(
             ["make", "serve", f"VENV={SERVICE_VENV}", "HOST=127.0.0.1", f"PORT={port}"],
             cwd=project,
-            env=stack_environment(gunicorn_args),
+            env=environment,
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # a session of its own: all of it is findable, and stoppable
         )
-    stack = Stack(name, project, port, make, log)
+    stack = Stack(name, project, port, make, log, headers=headers)
     if peer is not None:
         stack.predict_path, stack.ready_path = peer.predict_path, peer.ready_path
     wait_until_ready(stack)
@@ -439,7 +450,14 @@ class Measurement:
     cpu_us: dict[str, float] = field(default_factory=dict)
 
 
-def wrk(url: str, body: Path, connections: int, seconds: float, threads: int) -> dict:
+def wrk(
+    url: str,
+    body: Path,
+    connections: int,
+    seconds: float,
+    threads: int,
+    headers: dict[str, str] | None = None,
+) -> dict:
     """POST `body` to `url` for `seconds`; wrk's summary as a dict (bench/post.lua)."""
     command = [
         "wrk",
@@ -448,6 +466,7 @@ def wrk(url: str, body: Path, connections: int, seconds: float, threads: int) ->
         f"--duration={max(1, round(seconds))}s",
         "--timeout=30s",
         f"--script={BENCH / 'post.lua'}",
+        *(f"--header={name}: {value}" for name, value in (headers or {}).items()),
         url,
     ]
     done = subprocess.run(
@@ -475,7 +494,9 @@ def measure(
 ) -> Measurement:
     """One measurement, as a Measurement; any error or non-2xx response is counted."""
     stack_before, wrk_before = cpu_seconds(stack), children_cpu_seconds()
-    summary = wrk(stack.url + stack.predict_path, body, connections, seconds, threads)
+    summary = wrk(
+        stack.url + stack.predict_path, body, connections, seconds, threads, stack.headers
+    )
     stack_after, wrk_after = cpu_seconds(stack), children_cpu_seconds()
     errors = sum(summary[key] for key in ("connect", "read", "write", "status", "timeout"))
     per_request = 1e6 / max(summary["requests"], 1)
@@ -499,7 +520,7 @@ def check_answers(stack: Stack, body: Path) -> None:
     request = urllib.request.Request(
         stack.url + stack.predict_path,
         data=body.read_bytes(),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", **stack.headers},
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         if response.status != 200:
@@ -553,6 +574,8 @@ TARGETS = [
     ("forest", "plain", None, 5.0, None),
     ("service", "mlflow", None, 3.0, None),
     ("service", "bentoml", None, 4.0, None),
+    # The API-key check (auth=api_key) costs at most 2% of the default service's throughput.
+    ("keys", "service", None, 0.98, None),
 ]
 
 
@@ -560,6 +583,7 @@ def result_table(summaries: dict[tuple[str, str, int], Summary]) -> list[str]:
     """Markdown rows: every measurement group, with its ratios to its reference stack."""
     references = {
         "service": "ceiling",
+        "keys": "service",
         "forest": "plain",
         "onnx": "ceiling",
         "mixed": "ceiling",
@@ -787,6 +811,9 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--no-forest", action="store_true", help="skip the random-forest pair")
     parser.add_argument("--no-mixed", action="store_true", help="skip the mixed-type stack")
     parser.add_argument(
+        "--no-keys", dest="keys", action="store_false", help="skip the API-key stack"
+    )
+    parser.add_argument(
         "--no-peers", action="store_true", help="skip MLflow and BentoML (bench/peers.py)"
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help="the results file")
@@ -842,6 +869,9 @@ def main(argv: list[str]) -> int:
             update_s = time_noop_update(work / "service")
             print(f"    copier copy {copy_s:.2f} s, copier update {update_s:.2f} s")
             projects = {"service": work / "service"}
+            if options.keys:
+                render(template, work / "keys", {"auth": "api_key"})
+                projects["keys"] = work / "keys"
             if not options.smoke:
                 render(template, work / "onnx", {"model_format": "onnx"})
                 projects["onnx"] = work / "onnx"
@@ -875,7 +905,9 @@ def main(argv: list[str]) -> int:
                         peer, work / "service", work / peer.name, PACKAGE, free_port()
                     )
                     running_peers[peer.name] = peer
-            order = ["ceiling", "service", "mixed", "onnx", "plain", "forest", *running_peers]
+            order = [
+                "ceiling", "service", "keys", "mixed", "onnx", "plain", "forest", *running_peers
+            ]  # fmt: skip
             print("==> serving", ", ".join(name for name in order if name in projects))
             for name in order:
                 if name in projects:
@@ -896,7 +928,14 @@ def main(argv: list[str]) -> int:
                     )
                     path.write_text(json.dumps(body))
                     check_answers(stack, path)
-                    wrk(stack.url + stack.predict_path, path, 8, WARMUP_SECONDS, options.threads)
+                    wrk(
+                        stack.url + stack.predict_path,
+                        path,
+                        8,
+                        WARMUP_SECONDS,
+                        options.threads,
+                        stack.headers,
+                    )
             rss = {s.name: [rss_mib(pid) for pid in server_processes(s)] for s in stacks}
             boots_before = {s.name: worker_boots(s) for s in stacks}
             measurements = []

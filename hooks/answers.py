@@ -8,6 +8,7 @@ from typing import Any
 
 API_CHOICES = ("predict", "predict_proba", "evaluate", "jobs")
 STORE_CHOICES = ("none", "sqlite", "postgresql")
+AUTH_CHOICES = ("none", "api_key")
 
 
 class AnswersError(ValueError):
@@ -23,6 +24,7 @@ class Answers:
     apis: frozenset[str]
     openapi_docs: bool
     prediction_store: str = "none"
+    auth: str = "none"
 
 
 def parse_answers(text: str) -> Answers:
@@ -45,12 +47,16 @@ def parse_answers(text: str) -> Answers:
         raise AnswersError(
             f"prediction_store is {prediction_store!r}; the choices are {list(STORE_CHOICES)!r}"
         )
+    auth = data.get("auth", "none")  # absent before 0.7.0
+    if auth not in AUTH_CHOICES:
+        raise AnswersError(f"auth is {auth!r}; the choices are {list(AUTH_CHOICES)!r}")
     return Answers(
         package_name=package_name,
         serve_model=_field(data, "serve_model", bool),
         apis=frozenset(apis),
         openapi_docs=_field(data, "openapi_docs", bool),
         prediction_store=prediction_store,
+        auth=auth,
     )
 
 

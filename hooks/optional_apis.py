@@ -20,7 +20,11 @@ class OptionalApi:
 
 
 OPTIONAL_APIS = (
-    OptionalApi("docs", (("GET", "/openapi.json"), ("GET", "/docs/")), lambda a: a.openapi_docs),
+    OptionalApi(
+        "docs",
+        (("GET", "/openapi.json"), ("GET", "/docs/"), ("GET", "/docs/start.js")),
+        lambda a: a.openapi_docs,
+    ),
     OptionalApi("predict", (("POST", "/predict"),), lambda a: "predict" in a.apis),
     OptionalApi(
         "predict_proba", (("POST", "/predict_proba"),), lambda a: "predict_proba" in a.apis
@@ -32,6 +36,8 @@ OPTIONAL_APIS = (
         lambda a: "jobs" in a.apis,
     ),
     OptionalApi("predictions", (("GET", "/predictions"),), lambda a: a.prediction_store != "none"),
+    # No routes: the API-key check every other route passes first (api/auth.py).
+    OptionalApi("auth", (), lambda a: a.auth == "api_key"),
 )
 
 # Ranks order inserted lines; iterating either mapping follows the canonical order.

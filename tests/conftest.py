@@ -64,6 +64,7 @@ SYSTEM_TOOLS = {
     "strace": "strace",
     # The generated README's requests, pasted as printed (tests/test_readme_examples.py).
     "curl": "curl",
+    "openssl": "openssl",
     # The generator page's browser test (tests/test_generator_page.py).
     "chromium": "chromium",
     "chromedriver": "chromium-driver",

@@ -57,7 +57,12 @@ COMBINATIONS = {
         "apis": ["predict", "evaluate"],
         "gunicorn_worker_class": "sync",
     },
-    "no-compose-redis-queue": {**GUNICORN_ALONE, "docker_compose": False, "task_queue": "redis"},
+    "no-compose-redis-queue-api-keys": {
+        **GUNICORN_ALONE,
+        "docker_compose": False,
+        "task_queue": "redis",
+        "auth": "api_key",
+    },
 }
 # The Kubernetes versions the manifests are validated for: the newest kubernetes-validate
 # knows, and the oldest it ships that is still in wide use.
@@ -230,10 +235,17 @@ def test_secrets_are_referenced_never_written(project):
         expected.add("REDIS_URL")
     if answers.get("prediction_store") == "postgresql":
         expected.add("DATABASE_URL")
+    if answers.get("auth") == "api_key":
+        expected.add("API_KEYS")
     objects = manifests(project)
     assert not by_kind(objects, "Secret")
     (configmap,) = by_kind(objects, "ConfigMap")
-    assert not set(configmap["data"]) & {"REDIS_URL", "DATABASE_URL", "POSTGRES_PASSWORD"}
+    assert not set(configmap["data"]) & {
+        "REDIS_URL",
+        "DATABASE_URL",
+        "POSTGRES_PASSWORD",
+        "API_KEYS",
+    }
     (web,) = [
         d
         for d in by_kind(objects, "Deployment")

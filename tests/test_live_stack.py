@@ -432,14 +432,20 @@ def test_the_docs_load_through_the_front_door(stack):
     assert page.status == 200
     assert page.headers["content-type"].startswith("text/html")
     html = page.body.decode()
-    for asset, media_type in [("swagger-ui-bundle.js", "javascript"), ("swagger-ui.css", "css")]:
+    assets = [
+        ("swagger-ui-bundle.js", "javascript"),
+        ("start.js", "javascript"),  # the page's start-up script: the CSP allows no inline one
+        ("swagger-ui.css", "css"),
+    ]
+    for asset, media_type in assets:
         assert f'"{asset}"' in html
         loaded = stack.request("GET", urlsplit(urljoin(f"{stack.url}/docs/", asset)).path)
         assert loaded.status == 200, asset
         assert media_type in loaded.headers["content-type"], asset
         assert len(loaded.body) == int(loaded.headers["content-length"]), asset
     # The URL Swagger UI fetches the document from, resolved as the browser resolves it.
-    (spec,) = re.findall(r'SwaggerUIBundle\(\{url: "([^"]+)"', html)
+    start = stack.request("GET", "/docs/start.js").body.decode()
+    (spec,) = re.findall(r'SwaggerUIBundle\(\{\s*url: "([^"]+)"', start)
     document = stack.request("GET", urlsplit(urljoin(f"{stack.url}/docs/", spec)).path).json()
     assert document["openapi"].startswith("3.")
     assert {"/predict", "/readyz"} <= set(document["paths"])

@@ -157,6 +157,27 @@ REFUSED = [
         "choose prediction_store=postgresql",
         id="kubernetes-with-the-embedded-store",
     ),
+    pytest.param(
+        {"serve_model": False, "auth": "api_key"},
+        "auth needs serve_model=true",
+        id="api-keys-without-serving",
+    ),
+    pytest.param(
+        {"web_server": "gunicorn", "process_manager": "none", "tls": True},
+        "TLS is terminated by nginx",
+        id="tls-without-nginx",
+    ),
+    pytest.param(
+        {"web_server": "gunicorn", "process_manager": "none", "rate_limit": 10},
+        "Rate limits are nginx's",
+        id="rate-limit-without-nginx",
+    ),
+    pytest.param({"rate_limit": -1}, "rate_limit must be 0", id="negative-rate-limit"),
+    pytest.param(
+        {"rate_limit": 5, "rate_limit_burst": -1},
+        "rate_limit_burst must be 0 or more",
+        id="negative-burst",
+    ),
 ]
 
 
@@ -368,6 +389,17 @@ DECIDING = [
         for (web_server, process_manager), queue, store, dockerfile in itertools.product(
             RUNTIMES, ["none", "sqlite"], ["none", "sqlite"], [True, False]
         )
+    ),
+    # The security choices: API keys on every runtime, nginx's limits and TLS where it runs.
+    *(
+        {
+            "serve_model": True,
+            "web_server": web_server,
+            "process_manager": process_manager,
+            "auth": "api_key",
+            **({"rate_limit": 10, "tls": True} if web_server == "nginx" else {}),
+        }
+        for web_server, process_manager in RUNTIMES
     ),
 ]
 

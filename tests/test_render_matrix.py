@@ -97,6 +97,16 @@ COMBINATIONS = {
         gunicorn_workers=4,
     ),
     "clf-jobs-embedded-queue": dict(task_queue="sqlite"),
+    # The security choices together, and API keys on gunicorn alone without docs.
+    "clf-api-keys-tls-rate-limit": dict(auth="api_key", tls=True, rate_limit=10),
+    "reg-api-keys-gunicorn-alone-no-docs": dict(
+        problem_type=REG,
+        auth="api_key",
+        openapi_docs=False,
+        web_server="gunicorn",
+        process_manager="none",
+        model_format="onnx",
+    ),
     "reg-jobs-redis-queue-gunicorn-alone": dict(
         problem_type=REG,
         task_queue="redis",

@@ -98,6 +98,42 @@ def test_every_file_passes_the_program_that_reads_it(project, service_bin):
         check_compose(project)
 
 
+def test_nginx_takes_the_security_choices(copier_template, tmp_path, service_bin):
+    """Rate limits and TLS on: `nginx -t` with the defaults supervisord.conf gives them."""
+    project = render(
+        copier_template, tmp_path / "project", dict(auth="api_key", tls=True, rate_limit=10)
+    )
+    make_certificate(project / "certs")
+    check_supervisor(project, service_bin)
+    check_nginx(project, service_bin)
+    check_dockerfile(project)
+    check_compose(project)
+    config = (project / "run" / "nginx.conf").read_text()
+    assert "rate=10r/s" in config and "burst=20 nodelay" in config
+    assert "ssl_certificate ../certs/tls.crt;" in config  # relative to run/, nginx's prefix
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in config
+
+
+def make_certificate(folder: Path, host: str = "localhost") -> Path:
+    """A self-signed certificate and its key, as tls.crt and tls.key in `folder`."""
+    openssl = system_tool("openssl")
+    folder.mkdir(parents=True, exist_ok=True)
+    run_gate(
+        [
+            openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-nodes", "-days", "2", "-subj", f"/CN={host}",
+            "-addext", f"subjectAltName=DNS:{host},IP:127.0.0.1",
+            "-keyout", str(folder / "tls.key"), "-out", str(folder / "tls.crt"),
+        ],
+        folder,
+    )  # fmt: skip
+    # nginx -t runs as nobody here (check_nginx): the test's key may be readable.
+    for file in folder.iterdir():
+        file.chmod(0o644)
+    folder.chmod(0o755)
+    return folder / "tls.crt"
+
+
 def check_gunicorn(project: Path, service_bin: Path) -> None:
     """gunicorn loads the settings and the app they name (--check-config imports it)."""
     command = [str(service_bin / "gunicorn"), "--check-config", "--config"]
@@ -158,7 +194,9 @@ def check_nginx(project: Path, service_bin: Path) -> None:
     assert returncode == 0, f"nginx -t failed:\n{report}"
     assert "test is successful" in report
     assert not re.search(r"\[(warn|error|crit|alert|emerg)\]", report), report
-    assert "listen 127.0.0.1:8080;" in (run / "nginx.conf").read_text()
+    assert re.search(
+        r"^        listen 127\.0\.0\.1:8080( ssl)?;$", (run / "nginx.conf").read_text(), re.M
+    )
 
 
 def check_dockerfile(project: Path) -> None:

@@ -191,6 +191,19 @@ def test_on_off_on_returns_to_the_same_tree(template, tmp_path):
     assert tree(project) == original
 
 
+def test_api_keys_turn_on_and_off(template, tmp_path):
+    """auth=api_key adds the key check, wired like an API by the pass; auth=none removes it."""
+    project = copy(template, tmp_path / "project")
+    original = tree(project)
+    update(project, auth="api_key")
+    assert "app.register_blueprint(auth.bp)" in (project / PACKAGE / "app.py").read_text()
+    assert (project / PACKAGE / "api" / "auth.py").exists()
+    assert (project / "tests" / "api" / "test_auth.py").exists()
+    commit_all(project, "keys on")
+    update(project, auth="none")
+    assert tree(project) == original
+
+
 def test_a_no_op_update_leaves_git_status_clean(template, tmp_path):
     project = copy(template, tmp_path / "project")
     update(project)
@@ -240,8 +253,8 @@ def make_user_edits(project: Path) -> None:
     (project / PACKAGE / "admin.py").write_text(OWN_BLUEPRINT)
     edit(
         project / PACKAGE / "app.py",
-        "from . import errors\n",
-        "from . import errors\nfrom .admin import bp as admin_bp\n",
+        "from .config import Settings\n",
+        "from .admin import bp as admin_bp\nfrom .config import Settings\n",
     )
     own_blueprints = "    # Your own Blueprints go here, below the template's.\n"
     edit(

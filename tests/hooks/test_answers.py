@@ -42,6 +42,7 @@ def test_answers_from_before_the_prediction_store_mean_none() -> None:
             VALID.replace("}", ', "prediction_store": "mysql"}'),
             "prediction_store is 'mysql'; the choices are ['none', 'sqlite', 'postgresql']",
         ),
+        (VALID.replace("}", ', "auth": "oauth"}'), "auth is 'oauth'; the choices are"),
     ],
 )
 def test_refuses_what_copier_yml_would_not_allow(text: str, message: str) -> None:
@@ -73,3 +74,12 @@ def test_chosen_apis(
 ) -> None:
     answers = Answers("iris", serve_model, frozenset(apis), openapi_docs, store)
     assert chosen_apis(answers) == chosen
+
+
+def test_api_keys_are_wired_like_an_api() -> None:
+    """auth=api_key chooses api/auth.py (the key check); absent (before 0.7.0), no check."""
+    keyed = parse_answers(VALID.replace("}", ', "auth": "api_key"}'))
+    assert keyed.auth == "api_key"
+    assert chosen_apis(keyed) == {"docs", "predict", "auth"}
+    assert parse_answers(VALID).auth == "none"
+    assert "auth" not in chosen_apis(parse_answers(VALID))

@@ -12,7 +12,7 @@ from hooks.wire_route_test import wire_route_test
 ALL = frozenset({"docs", "predict", "predict_proba", "evaluate", "jobs", "predictions"})
 # One line of the set each, as ruff format lays it out.
 BASE_ROUTES = ('("GET", "/livez"),', '("GET", "/readyz"),', '("GET", "/model"),')
-DOCS = ('("GET", "/openapi.json"),', '("GET", "/docs/"),')
+DOCS = ('("GET", "/openapi.json"),', '("GET", "/docs/"),', '("GET", "/docs/start.js"),')
 PREDICT, PROBA = '("POST", "/predict"),', '("POST", "/predict_proba"),'
 EVALUATE = '("POST", "/evaluate"),'
 JOBS = ('("POST", "/jobs"),', '("POST", "/jobs/train"),', '("GET", "/jobs/<job_id>"),')
@@ -32,7 +32,7 @@ ALL_WIRED = routes_py(*BASE_ROUTES, *DOCS, PREDICT, PROBA, EVALUATE, *JOBS, PRED
 # name: (before, wired APIs, after)
 CASES = {
     "predict on": (BASE, {"predict"}, routes_py(*BASE_ROUTES, PREDICT)),
-    "docs on: both its routes": (BASE, {"docs"}, routes_py(*BASE_ROUTES, *DOCS)),
+    "docs on: all its routes": (BASE, {"docs"}, routes_py(*BASE_ROUTES, *DOCS)),
     "all on": (BASE, ALL, ALL_WIRED),
     "all off": (ALL_WIRED, set(), BASE),
     "one off": (
