@@ -32,6 +32,7 @@ OPTIONAL_APIS = (
         lambda a: "jobs" in a.apis,
     ),
     OptionalApi("predictions", (("GET", "/predictions"),), lambda a: a.prediction_store != "none"),
+    OptionalApi("drift", (("GET", "/drift"),), lambda a: a.prediction_store != "none"),
 )
 
 # Ranks order inserted lines; iterating either mapping follows the canonical order.
