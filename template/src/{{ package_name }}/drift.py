@@ -30,6 +30,7 @@ NumPy alone, like reference.py: the check runs where scikit-learn is not install
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections import Counter
@@ -212,9 +213,9 @@ def _numeric_bins(quantiles: Sequence[float]) -> tuple[list[str], np.ndarray, li
         first_index.setdefault(float(value), index)
     cuts = sorted({float(value) for value in quantiles[1:-1]})
     starts = [0, *(first_index[cut] for cut in cuts), steps]
-    shares = [(end - start) / steps for start, end in zip(starts, starts[1:], strict=False)]
+    shares = [(end - start) / steps for start, end in itertools.pairwise(starts)]
     labels = [f"< {_edge(cuts[0])}"]
-    labels += [f"{_edge(low)} to {_edge(high)}" for low, high in zip(cuts, cuts[1:], strict=False)]
+    labels += [f"{_edge(low)} to {_edge(high)}" for low, high in itertools.pairwise(cuts)]
     labels.append(f">= {_edge(cuts[-1])}")
     return labels, np.asarray(cuts), shares
 
@@ -223,16 +224,14 @@ def _edge(value: float) -> str:
     return f"{value:.4g}"
 
 
-def _compare_categories(
-    name: str, reference: Mapping[str, Any], cells: list[Any]
-) -> FeatureDrift:
+def _compare_categories(name: str, reference: Mapping[str, Any], cells: list[Any]) -> FeatureDrift:
     kind = reference["type"]
     n_rows = len(cells)
     keys = [_category_key(cell, kind) for cell in cells]
     counts = Counter(key for key in keys if key is not None)
     missing = (n_rows - counts.total()) / n_rows
     frequencies: Mapping[str, float] = reference["frequencies"]
-    unknown_counts = Counter({key: count for key, count in counts.items() if key not in frequencies})
+    unknown_counts = Counter({key: n for key, n in counts.items() if key not in frequencies})
     unknown = unknown_counts.total() / n_rows
     reference_missing = float(reference["missing"])
     filled_share = 1.0 - reference_missing

@@ -59,9 +59,8 @@ def read_window(
 
     Raises SQLAlchemyError while the database is unavailable.
     """
-    query = select(
-        Prediction.created_at, cast(Prediction.inputs, Text).label("inputs")
-    ).order_by(Prediction.id.desc())
+    inputs = cast(Prediction.inputs, Text).label("inputs")
+    query = select(Prediction.created_at, inputs).order_by(Prediction.id.desc())
     if model_version is not None:
         query = query.where(Prediction.model_version == model_version)
     if since is not None:
