@@ -289,9 +289,9 @@ def table(drift: Drift) -> str:
             feature.type,
             f"{feature.psi:.3f}",
             feature.verdict,
-            f"{feature.missing:.1%} (was {feature.reference_missing:.1%})",
-            f"{feature.unknown:.1%}" if feature.type != NUMBER else "-",
-            f"{feature.out_of_range:.1%}" if feature.type == NUMBER else "-",
+            f"{percent(feature.missing)} (was {percent(feature.reference_missing)})",
+            percent(feature.unknown) if feature.type != NUMBER else "-",
+            percent(feature.out_of_range) if feature.type == NUMBER else "-",
         )
         for feature in drift.features
     ]
@@ -300,3 +300,8 @@ def table(drift: Drift) -> str:
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in [header, *lines]
     )
+
+
+def percent(share: float, digits: int = 1) -> str:
+    # format(), not an f-string's "%" spec: this file is a template's too, where that closes a tag.
+    return format(share, f".{digits}%")

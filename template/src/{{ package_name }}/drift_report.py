@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .drift import MODERATE, SIGNIFICANT, Drift, FeatureDrift
+from .drift import MODERATE, SIGNIFICANT, Drift, FeatureDrift, percent
 from .report import _PAGE, _image, _png, _table, _text
 
 
@@ -29,9 +29,9 @@ def render(drift: Drift, window: str) -> str:
             feature.type,
             f"{feature.psi:.4f}",
             feature.verdict,
-            f"{feature.missing:.2%} (training {feature.reference_missing:.2%})",
-            f"{feature.unknown:.2%}",
-            f"{feature.out_of_range:.2%}",
+            f"{percent(feature.missing, 2)} (training {percent(feature.reference_missing, 2)})",
+            percent(feature.unknown, 2),
+            percent(feature.out_of_range, 2),
         )
         for feature in drift.features
     ]
@@ -61,7 +61,7 @@ def render(drift: Drift, window: str) -> str:
 
 def _feature(feature: FeatureDrift, plots: dict[str, bytes]) -> str:
     rows = [
-        (bucket["bucket"], f"{bucket['expected']:.2%}", f"{bucket['actual']:.2%}")
+        (bucket["bucket"], percent(bucket["expected"], 2), percent(bucket["actual"], 2))
         for bucket in feature.buckets
     ]
     unknown = (
