@@ -36,6 +36,7 @@ OPTIONAL_APIS = (
         lambda a: "jobs" in a.apis,
     ),
     OptionalApi("predictions", (("GET", "/predictions"),), lambda a: a.prediction_store != "none"),
+    OptionalApi("drift", (("GET", "/drift"),), lambda a: a.prediction_store != "none"),
     # No routes: the API-key check every other route passes first (api/auth.py).
     OptionalApi("auth", (), lambda a: a.auth == "api_key"),
 )

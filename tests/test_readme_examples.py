@@ -201,7 +201,7 @@ def test_the_readme_examples_run_as_pasted_and_answer_sensibly(stack):
     if "jobs" in answers["apis"]:
         shown |= {"/jobs", "/jobs/$job", "/jobs/train"}
     if answers["prediction_store"] != "none":
-        shown.add("/predictions?limit=2")
+        shown |= {"/predictions?limit=2", "/drift?rows=5000"}
     assert set(by_path) == {"", *shown}, commands
 
     assert by_path["/model"][0].json()["feature_names"] == metadata["feature_names"]
@@ -226,6 +226,12 @@ def test_the_readme_examples_run_as_pasted_and_answer_sensibly(stack):
         check_jobs(stack, by_path, len(rows), expected)
     if answers["prediction_store"] != "none":
         check_the_store(stack, *by_path["/predictions?limit=2"])
+        # Pasted after the retraining job: the new version may have no stored rows yet.
+        drift = by_path["/drift?rows=5000"][0].json()
+        if "error" in drift:
+            assert "no stored predictions" in drift["error"]["message"], drift
+        else:
+            assert set(drift["features"]) == set(metadata["feature_names"]), drift
 
 
 def check_batch_commands(

@@ -56,14 +56,14 @@ def test_refuses_what_copier_yml_would_not_allow(text: str, message: str) -> Non
         (True, {"predict", "evaluate"}, True, "none", {"docs", "predict", "evaluate"}),
         (True, {"predict_proba"}, False, "none", {"predict_proba"}),
         (True, {"predict", "jobs"}, False, "none", {"predict", "jobs"}),
-        # GET /predictions comes with the store, not with an API answer.
-        (True, {"predict"}, False, "sqlite", {"predict", "predictions"}),
+        # GET /predictions and GET /drift come with the store, not with an API answer.
+        (True, {"predict"}, False, "sqlite", {"predict", "predictions", "drift"}),
         (
             True,
             {"evaluate", "jobs"},
             True,
             "postgresql",
-            {"docs", "evaluate", "jobs", "predictions"},
+            {"docs", "evaluate", "jobs", "predictions", "drift"},
         ),
         (False, {"predict"}, True, "none", set()),
         (False, set(), False, "sqlite", set()),

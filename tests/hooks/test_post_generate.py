@@ -76,23 +76,27 @@ def test_an_update_turning_an_api_off_cleans_its_wiring(project: Path) -> None:
 
 
 def test_the_jobs_api_and_the_prediction_store_answer_are_wired(project: Path) -> None:
-    # GET /predictions follows the prediction_store answer, not apis; jobs has three routes.
+    # GET /predictions and GET /drift follow the prediction_store answer, not apis; jobs has
+    # three routes.
     (project / "src/iris_classifier/api/predictions.py").write_text("bp = None\n")
+    (project / "src/iris_classifier/api/drift.py").write_text("bp = None\n")
     chosen = answers(apis=["predict", "jobs"], openapi_docs=False, prediction_store="sqlite")
     assert main([chosen]) == 0
     app = (project / APP).read_text()
-    assert "from .api import health, jobs, model_info, predict, predictions\n" in app
+    assert "from .api import drift, health, jobs, model_info, predict, predictions\n" in app
     assert app.endswith(
         "app.register_blueprint(jobs.bp)\n    app.register_blueprint(predictions.bp)\n"
+        "    app.register_blueprint(drift.bp)\n"
     )
     routes = (project / ROUTES).read_text()
     for route in ('("POST", "/jobs")', '("POST", "/jobs/train")', '("GET", "/jobs/<job_id>")'):
         assert route in routes
     assert '("GET", "/predictions")' in routes
+    assert '("GET", "/drift")' in routes
 
     assert main([answers(apis=["predict"], openapi_docs=False, prediction_store="none")]) == 0
     for wiring in ((project / APP).read_text(), (project / ROUTES).read_text()):
-        assert "jobs" not in wiring and "predictions" not in wiring
+        assert "jobs" not in wiring and "predictions" not in wiring and "drift" not in wiring
 
 
 def test_without_a_served_model_it_does_nothing(tmp_path: Path, monkeypatch, capsys) -> None:

@@ -8,7 +8,8 @@ GET /model leaves it out (it grows with the features and their categories). Its 
       "n_rows": 120,                        # the rows it describes: the training part
       "features": {
         "age": {"type": "number", "missing": 0.02,
-                "quantiles": [18.0, 23.0, ..., 71.0, 90.0]},
+                "quantiles": [18.0, 23.0, ..., 71.0, 90.0],
+                "bin_shares": [0.1, 0.1, ..., 0.1]},
         "member": {"type": "boolean", "missing": 0.0,
                    "frequencies": {"false": 0.61, "true": 0.39}},
         "region": {"type": "category", "missing": 0.01,
@@ -20,6 +21,9 @@ GET /model leaves it out (it grows with the features and their categories). Its 
 - "quantiles" (numbers): the filled cells' minimum, nine deciles and maximum, in order (NumPy's
   default, linear interpolation); null when every cell is empty. Eleven edges make ten bins
   of equal training share, the usual reference for a population stability index.
+- "bin_shares" (numbers): the filled cells' share in each bin between the distinct inner
+  deciles, a value equal to one counting in the bin above it (drift.py's buckets). A tenth
+  each for continuous values; exact where values repeat and deciles tie or fall on them.
 - "frequencies" (booleans and categories): each value's share of the filled cells; they sum
   to 1. Booleans are keyed "true" and "false", as CSV files write them.
 
@@ -59,10 +63,18 @@ def _describe_column(cells: np.ndarray, kind: str) -> dict[str, Any]:
         values = cells.astype(np.float64)
         filled = values[~np.isnan(values)]
         quantiles = np.quantile(filled, QUANTILES).tolist() if len(filled) else None
+        bin_shares = None
+        if quantiles is not None:
+            cuts = np.unique(quantiles[1:-1])
+            counts = np.bincount(
+                np.searchsorted(cuts, filled, side="right"), minlength=len(cuts) + 1
+            )
+            bin_shares = (counts / len(filled)).tolist()
         return {
             "type": NUMBER,
             "missing": _share(n_rows - len(filled), n_rows),
             "quantiles": quantiles,
+            "bin_shares": bin_shares,
         }
     if kind == BOOLEAN:
         # True/False, or NaN for an empty cell (tables.py); a float array holds 1.0/0.0.
