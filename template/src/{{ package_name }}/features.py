@@ -91,3 +91,16 @@ def unknown_categories(features: np.ndarray, schema: Schema) -> dict[str, list[s
         if new := {value for value in features[:, column].tolist() if value not in known}:
             unknown[name] = sorted(new)
     return unknown
+
+
+def empty_as_nan(features: np.ndarray, columns: Sequence[int]) -> np.ndarray:
+    """`features` with the empty strings of `columns` as NaN, on a copy.
+
+    An imported estimator (importing.py) fitted where a missing text cell is NaN, as pandas
+    reads one, takes its category features' missing values in that form rather than as "".
+    """
+    features = features.copy()
+    for column in columns:
+        cells = features[:, column]
+        cells[cells == ""] = np.nan
+    return features

@@ -138,6 +138,19 @@ def openapi_paths(components: dict[str, Any]) -> dict[str, Any]:
             "n_train": {"type": "integer"},
             "n_holdout": {"type": "integer"},
             "example": {"$ref": "#/components/schemas/Features"},
+            "imported": {
+                "type": "object",
+                "description": "A model imported (`import-model`) rather than trained here: "
+                "the file it came from, and the sample it was checked, and scored, on.",
+                "properties": {
+                    "source": {"type": "string"},
+                    "format": {"type": "string", "enum": ["skops", "onnx", "pickle"]},
+                    "sha256": {"type": "string"},
+                    "sample": {"type": "string"},
+                    "n_sample": {"type": "integer"},
+                    "imported_at": {"type": "string", "format": "date-time"},
+                },
+            },
             "artifact": {
                 "type": "object",
                 "properties": {
