@@ -77,6 +77,7 @@ def test_the_smoke_run_serves_and_stops_everything(service_bin):
     assert done.returncode == 0, output
     assert "service / ceiling, 1 row, c=8: req/s" in output
     assert "mixed / ceiling, 1 row, c=8: req/s" in output
+    assert "granian / ceiling, 1 row, c=8: req/s" in output
     assert "killed after" not in output, output  # every stack stopped gracefully
     assert (BENCH / "RESULTS.md").read_text() == results, "a smoke run writes no results"
 
