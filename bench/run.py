@@ -293,19 +293,23 @@ def server_processes(stack: Stack) -> list[int]:
 
 
 def gunicorn_workers(stack: Stack) -> list[int]:
-    """The pids of the stack's gunicorn workers (children of the gunicorn master)."""
+    """The pids of the stack's gunicorn or granian workers (children of the master; granian's
+    workers are forks with its master's command line)."""
     processes = stack.session()
     masters = [
         pid
         for pid, (ppid, command) in processes.items()
-        if "gunicorn" in command and "gunicorn" not in processes.get(ppid, (0, ""))[1]
+        for marker in ("gunicorn", ".granian_server")
+        if marker in command and marker not in processes.get(ppid, (0, ""))[1]
     ]
     return sorted(pid for pid, (ppid, _) in processes.items() if ppid in masters)
 
 
 def worker_boots(stack: Stack) -> int:
-    """How many gunicorn workers the stack has booted so far (the first ones too), from its log."""
-    return len(re.findall(r"Booting worker with pid", stack.log.read_text(errors="replace")))
+    """How many workers the stack has booted so far (the first ones too), from its log:
+    gunicorn's "Booting worker" lines, granian's "Spawning worker"."""
+    log = stack.log.read_text(errors="replace")
+    return len(re.findall(r"Booting worker with pid|Spawning worker-\d+ with PID", log))
 
 
 def rss_mib(pid: int) -> float:
@@ -427,6 +431,43 @@ def bench_copy(project: Path, destination: Path, wsgi_app: str) -> Path:
     text, count = re.subn(r"(?m)^wsgi_app = .*$", f'wsgi_app = "{wsgi_app}"', config.read_text())
     if count != 1:
         raise SystemExit(f"{config}: expected one `wsgi_app = ...` line, found {count}")
+    config.write_text(text)
+    return destination
+
+
+def granian_copy(project: Path, destination: Path, app_module: str) -> Path:
+    """A copy of a granian render whose workers serve `app_module`'s create_app instead.
+
+    Only the import of create_app in src/<package>/granian_server.py changes: nginx,
+    supervisord and every granian setting stay the rendered ones.
+    """
+    shutil.copytree(project, destination, ignore=shutil.ignore_patterns(".git", "run", "*.log"))
+    server = destination / "src" / PACKAGE / "granian_server.py"
+    line = f"from {PACKAGE}.app import create_app"
+    text, count = re.subn(
+        rf"(?m)^(\s*){re.escape(line)}$",
+        rf"\1from {app_module} import create_app",
+        server.read_text(),
+    )
+    if count != 1:
+        raise SystemExit(f"{server}: expected one `{line}` line, found {count}")
+    server.write_text(text)
+    return destination
+
+
+def keepalive_copy(project: Path, destination: Path, connections: int) -> Path:
+    """A copy of a granian render whose nginx keeps `connections` idle connections to granian
+    per nginx worker: `keepalive` in the upstream, and no Connection: close sent to it
+    (proxy_http_version 1.1 is already there)."""
+    shutil.copytree(project, destination, ignore=shutil.ignore_patterns(".git", "run", "*.log"))
+    config = destination / "deploy" / "nginx.conf"
+    text = config.read_text()
+    upstream = "server unix:run/granian.sock;"
+    proxy = "proxy_http_version 1.1;"
+    if text.count(upstream) != 1 or text.count(proxy) != 1:
+        raise SystemExit(f"{config}: expected granian's upstream and one {proxy}")
+    text = text.replace(upstream, f"{upstream}\n        keepalive {connections};")
+    text = text.replace(proxy, f'{proxy}\n            proxy_set_header Connection "";')
     config.write_text(text)
     return destination
 
@@ -576,6 +617,9 @@ TARGETS = [
     ("service", "bentoml", None, 4.0, None),
     # The API-key check (auth=api_key) costs at most 2% of the default service's throughput.
     ("keys", "service", None, 0.98, None),
+    # issue 18: granian behind the same nginx against gunicorn's own ceiling, and its own.
+    ("granian", "ceiling", "1 row", 1.5, 2.0),
+    ("granian", "ceiling", "100 rows", 1.3, None),
 ]
 
 
@@ -590,6 +634,9 @@ def result_table(summaries: dict[tuple[str, str, int], Summary]) -> list[str]:
         "plain": "ceiling",
         "mlflow": "ceiling",
         "bentoml": "ceiling",
+        "granian": "ceiling",
+        "granian-ceiling": "ceiling",
+        "granian-keepalive": "granian",
     }
     lines = [
         "| stack | payload | c | req/s (mean of rounds) | rounds | spread | p50 ms | p99 ms "
@@ -816,6 +863,16 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--no-peers", action="store_true", help="skip MLflow and BentoML (bench/peers.py)"
     )
+    parser.add_argument(
+        "--no-granian", dest="granian", action="store_false", help="skip the granian stacks"
+    )
+    parser.add_argument(
+        "--keepalive",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also granian with nginx keeping N idle connections to it (upstream keepalive)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help="the results file")
     parser.add_argument(
         "--gunicorn-args",
@@ -875,6 +932,9 @@ def main(argv: list[str]) -> int:
             if not options.smoke:
                 render(template, work / "onnx", {"model_format": "onnx"})
                 projects["onnx"] = work / "onnx"
+            if options.granian:
+                render(template, work / "granian", {"wsgi_server": "granian"})
+                projects["granian"] = work / "granian"
             if with_forest:
                 render(template, work / "forest", {"estimator": "random_forest"})
                 projects["forest"] = work / "forest"
@@ -890,6 +950,14 @@ def main(argv: list[str]) -> int:
             projects["ceiling"] = bench_copy(
                 work / "service", work / "ceiling", "null_app:create_app()"
             )
+            if options.granian:
+                projects["granian-ceiling"] = granian_copy(
+                    work / "granian", work / "granian-ceiling", "null_app"
+                )
+            if options.granian and options.keepalive:
+                projects["granian-keepalive"] = keepalive_copy(
+                    work / "granian", work / "granian-keepalive", options.keepalive
+                )
             if with_forest:
                 projects["plain"] = bench_copy(
                     work / "service", work / "plain", "plain_app:create_app()"
@@ -905,9 +973,9 @@ def main(argv: list[str]) -> int:
                         peer, work / "service", work / peer.name, PACKAGE, free_port()
                     )
                     running_peers[peer.name] = peer
-            order = [
-                "ceiling", "service", "keys", "mixed", "onnx", "plain", "forest", *running_peers
-            ]  # fmt: skip
+            order = ["ceiling", "service", "keys"]
+            order += ["granian-ceiling", "granian", "granian-keepalive"]
+            order += ["mixed", "onnx", "plain", "forest", *running_peers]
             print("==> serving", ", ".join(name for name in order if name in projects))
             for name in order:
                 if name in projects:
@@ -956,7 +1024,7 @@ def main(argv: list[str]) -> int:
                             )
                             measurements.append(m)
                             print(
-                                f"    {m.stack:8} {payload:8} c={connections:<3} round {round_}: "
+                                f"    {m.stack:17} {payload:8} c={connections:<3} round {round_}: "
                                 f"{m.rps:8.0f} req/s  p50 {m.p50_ms:6.2f} ms  "
                                 f"p99 {m.p99_ms:6.2f} ms  errors {m.errors}",
                                 flush=True,

@@ -78,6 +78,7 @@ def test_the_smoke_run_serves_and_stops_everything(service_bin):
     assert "service / ceiling, 1 row, c=8: req/s" in output
     assert "mixed / ceiling, 1 row, c=8: req/s" in output
     assert "keys / service, 1 row, c=8: req/s" in output  # the API-key check, on vs off
+    assert "granian / ceiling, 1 row, c=8: req/s" in output
     assert "killed after" not in output, output  # every stack stopped gracefully
     assert (BENCH / "RESULTS.md").read_text() == results, "a smoke run writes no results"
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import termios
 import time
+import tomllib
 
 import pytest
 import yaml
@@ -88,6 +89,21 @@ REFUSED = [
         {"serve_model": False, "process_manager": "supervisor"},
         "process_manager needs serve_model=true",
         id="supervisor-without-serving",
+    ),
+    pytest.param(
+        {"web_server": "gunicorn", "wsgi_server": "granian"},
+        "granian runs behind nginx only",
+        id="granian-alone",
+    ),
+    pytest.param(
+        {"web_server": "gunicorn", "process_manager": "supervisor", "wsgi_server": "granian"},
+        "granian runs behind nginx only",
+        id="granian-supervised-without-nginx",
+    ),
+    pytest.param(
+        {"serve_model": False, "wsgi_server": "granian"},
+        "wsgi_server needs serve_model=true",
+        id="granian-without-serving",
     ),
     pytest.param(
         {"serve_model": False, "gunicorn_worker_class": "gthread"},
@@ -271,6 +287,10 @@ STACK_FILES = {
             {"deploy/gunicorn.conf.py", "deploy/supervisord.conf"},
             id="gunicorn-supervised-no-docker",
         ),
+        # granian's settings are in its module (src/<package>/granian_server.py).
+        pytest.param(
+            {"wsgi_server": "granian"}, STACK_FILES - {"deploy/gunicorn.conf.py"}, id="granian"
+        ),
     ],
 )
 def test_the_stack_options_pick_files(copier, tmp_path, answers, files):
@@ -283,6 +303,20 @@ def test_gunicorn_alone_defaults_to_one_process_with_threads(copier, tmp_path):
     answers = yaml.safe_load((project.path / ".copier-answers.yml").read_text())
     assert answers["process_manager"] == "none"
     assert answers["gunicorn_worker_class"] == "gthread"
+
+
+def test_granian_replaces_every_gunicorn_file_and_setting(copier, tmp_path):
+    project = copier.copy(tmp_path / "project", wsgi_server="granian").path
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers["wsgi_server"] == "granian"
+    assert "gunicorn_worker_class" not in answers  # a gunicorn setting, not asked
+    package = project / "src" / "iris_classifier"
+    assert (package / "granian_server.py").exists()
+    gunicorn_files = [path for path in project.rglob("*gunicorn*") if ".git" not in path.parts]
+    assert gunicorn_files == []
+    dependencies = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+    assert not [name for name in dependencies["dependencies"] if name.startswith("gunicorn")]
+    assert [name for name in dependencies["dependencies"] if name.startswith("granian")]
 
 
 UP, DOWN, SPACE, ENTER = b"\x1b[A", b"\x1b[B", b" ", b"\r"
@@ -299,7 +333,7 @@ PROMPTS = [
         "process_manager",
         [DOWN, ENTER],  # supervisor (the default), then none
         "none",
-        "nginx in front of gunicorn needs something to keep both alive",
+        "nginx in front of the Python server needs something to keep both alive",
         id="process-manager-none-behind-nginx",
     ),
     pytest.param(
@@ -373,8 +407,14 @@ def test_a_question_refused_by_earlier_answers_is_not_asked(copier_template, tmp
 
 
 # The earlier answers the validators of select and yes/no questions read, crossed (a validator
-# that reads another needs it here). Batch-only projects are asked none of the serving ones.
-RUNTIMES = [("nginx", "supervisor"), ("gunicorn", "supervisor"), ("gunicorn", "none")]
+# that reads another needs it here). Batch-only projects are asked none of the serving ones;
+# the Python server is asked only behind nginx.
+RUNTIMES = [
+    ("nginx", "supervisor", "gunicorn"),
+    ("nginx", "supervisor", "granian"),
+    ("gunicorn", "supervisor", "gunicorn"),
+    ("gunicorn", "none", "gunicorn"),
+]
 DECIDING = [
     {"serve_model": False},
     *(
@@ -382,12 +422,13 @@ DECIDING = [
             "serve_model": True,
             "web_server": web_server,
             "process_manager": process_manager,
+            "wsgi_server": wsgi_server,
             "task_queue": queue,
             "prediction_store": store,
             "dockerfile": dockerfile,
         }
-        for (web_server, process_manager), queue, store, dockerfile in itertools.product(
-            RUNTIMES, ["none", "sqlite"], ["none", "sqlite"], [True, False]
+        for (web_server, process_manager, wsgi_server), queue, store, dockerfile in (
+            itertools.product(RUNTIMES, ["none", "sqlite"], ["none", "sqlite"], [True, False])
         )
     ),
     # The security choices: API keys on every runtime, nginx's limits and TLS where it runs.

@@ -149,6 +149,18 @@ COMBINATIONS = {
         prediction_store="postgresql",
         python_version="3.12",
     ),
+    # granian behind nginx: its own module and its tests, for each worker count and with the
+    # prediction store's migrations and record flushing.
+    "clf-granian": dict(wsgi_server="granian"),
+    "reg-granian-sqlite-store-json-logs-4-workers": dict(
+        problem_type=REG,
+        wsgi_server="granian",
+        prediction_store="sqlite",
+        task_queue="sqlite",
+        log_format="json",
+        gunicorn_workers=4,
+        python_version="3.12",
+    ),
     "batch-clf-boosting": dict(serve_model=False, estimator="gradient_boosting", log_format="json"),
     "batch-reg-forest-csv-joblib": dict(
         serve_model=False,

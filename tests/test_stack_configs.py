@@ -1,10 +1,11 @@
 """The production stack's files, in every combination of the runtime and packaging options.
 
 Each combination renders and passes the project's own gates, and each of its files passes the
-program that reads it: gunicorn's --check-config, supervisord's parser (every program found),
-`nginx -t` (run as supervisord runs it, without root), hadolint at warning level, and the
-Compose specification's JSON schema. The Dockerfile must do what `make serve` does: the same
-command, the same healthcheck as Compose, and only files the build context lets in.
+program that reads it: gunicorn's --check-config (granian: its module builds a worker's app),
+supervisord's parser (every program found), `nginx -t` (run as supervisord runs it, without
+root), hadolint at warning level, and the Compose specification's JSON schema. The Dockerfile
+must do what `make serve` does: the same command, the same healthcheck as Compose, and only
+files the build context lets in.
 """
 
 from __future__ import annotations
@@ -75,6 +76,10 @@ def combinations() -> Iterator[Any]:
     ):
         answers = {**stack, "gunicorn_worker_class": worker_class, **docker, **extra}
         yield pytest.param(answers, id=f"{runtime}-{worker_class}-{packaging}")
+    # granian behind nginx (no worker class of its own), with every packaging file.
+    yield pytest.param(
+        {"wsgi_server": "granian", **PACKAGING["compose"], **CYCLED[1]}, id="granian"
+    )
 
 
 @pytest.fixture(params=combinations())
@@ -84,7 +89,10 @@ def project(request, copier_template, tmp_path) -> Path:
 
 def test_every_file_passes_the_program_that_reads_it(project, service_bin):
     assert_passes_its_own_gates(project, service_bin)
-    check_gunicorn(project, service_bin)
+    if (project / "deploy" / "gunicorn.conf.py").exists():
+        check_gunicorn(project, service_bin)
+    else:
+        check_granian(project, service_bin)
     if (project / "deploy" / "supervisord.conf").exists():
         programs = check_supervisor(project, service_bin)
         assert ("nginx" in programs) == (project / "deploy" / "nginx.conf").exists()
@@ -138,6 +146,17 @@ def check_gunicorn(project: Path, service_bin: Path) -> None:
     """gunicorn loads the settings and the app they name (--check-config imports it)."""
     command = [str(service_bin / "gunicorn"), "--check-config", "--config"]
     run_gate([*command, "deploy/gunicorn.conf.py"], project, env={"PYTHONPATH": "src"})
+
+
+def check_granian(project: Path, service_bin: Path) -> None:
+    """What supervisord runs for granian imports, and builds a worker's app as a worker does."""
+    supervisor = ConfigParser(interpolation=None)
+    supervisor.read(project / "deploy" / "supervisord.conf")
+    command = shlex.split(supervisor["program:granian"]["command"])
+    assert command == ["python", "-m", "iris_classifier.granian_server"], command
+    build = "from iris_classifier.granian_server import worker_app; print(type(worker_app()))"
+    built = run_gate([str(service_bin / "python"), "-c", build], project, {"PYTHONPATH": "src"})
+    assert "Watchdog" in built, built
 
 
 def check_supervisor(project: Path, service_bin: Path) -> dict[str, str]:
@@ -308,8 +327,14 @@ BROKEN_STACKS = [
     pytest.param(
         {},
         replace("deploy/nginx.conf", "server unix:run/gunicorn.sock;", "server unix:run/x.sock;"),
-        ["gunicorn does not listen where nginx sends requests"],
+        ["the server does not listen where nginx sends requests"],
         id="nginx-upstream-elsewhere",
+    ),
+    pytest.param(
+        {"wsgi_server": "granian"},
+        replace("deploy/nginx.conf", "server unix:run/granian.sock;", "server unix:run/x.sock;"),
+        ["the server does not listen where nginx sends requests"],
+        id="nginx-upstream-elsewhere-granian",
     ),
     pytest.param(
         GUNICORN_ALONE,

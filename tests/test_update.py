@@ -127,6 +127,15 @@ ANSWER_CHANGES = [
         {"web_server": "nginx", "process_manager": "supervisor"},
         id="add-nginx",
     ),
+    # The Python server behind nginx, both ways: no gunicorn file left beside granian's, or
+    # granian's beside gunicorn's.
+    pytest.param({}, {"wsgi_server": "granian"}, id="gunicorn-to-granian"),
+    pytest.param(
+        {"wsgi_server": "granian", "prediction_store": "sqlite"},
+        {"wsgi_server": "gunicorn"},
+        id="granian-to-gunicorn",
+    ),
+    pytest.param({"wsgi_server": "granian"}, GUNICORN_ALONE, id="granian-to-gunicorn-alone"),
     pytest.param({}, {"dockerfile": False, "docker_compose": False}, id="drop-docker"),
     pytest.param(
         {},
