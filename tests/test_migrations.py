@@ -49,16 +49,16 @@ def test_edits_to_the_moved_logging_conf_follow_it(template, tmp_path):
     edited = (
         (project / "logging.conf")
         .read_text()
-        .replace("format = %(asctime)s", "format = [ours] %(asctime)s")
+        .replace("args = (sys.stderr,)", "args = (sys.stdout,)")
     )
     (project / "logging.conf").write_text(edited)
-    commit_all(project, "our log format")
+    commit_all(project, "our logs to stdout")
 
     update(project)
 
     assert not (project / "logging.conf").exists()
     fresh = (copy(template, tmp_path / "fresh") / "deploy" / "logging.conf").read_text()
-    expected = fresh.replace("format = %(asctime)s", "format = [ours] %(asctime)s")
+    expected = fresh.replace("args = (sys.stderr,)", "args = (sys.stdout,)")
     assert expected != fresh
     assert (project / "deploy" / "logging.conf").read_text() == expected
     assert not unmerged(project)
