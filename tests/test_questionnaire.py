@@ -437,10 +437,11 @@ DECIDING = [
             "serve_model": True,
             "web_server": web_server,
             "process_manager": process_manager,
+            "wsgi_server": wsgi_server,
             "auth": "api_key",
             **({"rate_limit": 10, "tls": True} if web_server == "nginx" else {}),
         }
-        for web_server, process_manager in RUNTIMES
+        for web_server, process_manager, wsgi_server in RUNTIMES
     ),
 ]
 
