@@ -16,7 +16,7 @@ demo: $(VENV)/.render-installed  ## Render the default service, train it, serve 
 test: $(VENV)/.installed $(SERVICE_VENV)/.installed $(COMPAT_VENVS)  ## The whole test suite (what CI runs)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	SERVICE_VENV=$(SERVICE_VENV) $(VENV)/bin/python -m pytest -n auto
+	SERVICE_VENV=$(SERVICE_VENV) $(VENV)/bin/python -m pytest -n auto --dist loadgroup
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -21,6 +21,12 @@ TEMPLATE_PATHS = ["copier.yml", "template", "hooks", "extensions"]
 # The version this checkout will be released as: the tag the update tests give it.
 TEMPLATE_VERSION = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"]
 
+# One OpenMP thread per process for everything the suite starts (rendered projects' tests,
+# training, services): xdist already keeps every core busy, and OpenMP's threads spinning at
+# its barriers on a machine with no core to spare make a gradient-boosting fit take minutes
+# instead of seconds.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 # Rendered projects run in one shared virtual environment holding every dependency any
 # combination declares; `make test` builds it from tests/service-requirements.txt.
 SERVICE_VENV = REPO_ROOT / os.environ.get("SERVICE_VENV", "build/service-venv")
@@ -108,6 +114,34 @@ def python_base(podman_ready) -> str:
     from tests.containers import python_base_image
 
     return python_base_image("3.11")
+
+
+# The modules whose tests take longest, longest first (the suite's --durations says which).
+# xdist hands tests out in collection order, so these start first and the quick ones fill in
+# at the end, instead of one worker finishing a long test while the other idles.
+SLOWEST_MODULES = [
+    "test_image.py",
+    "test_kubernetes.py",
+    "test_render_matrix.py",
+    "test_stack_configs.py",
+    "test_python_versions.py",
+    "test_task_queue.py",
+    "test_faults.py",
+    "test_live_stack.py",
+    "test_update.py",
+]
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: index for index, name in enumerate(SLOWEST_MODULES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order kept within
+    for item in items:
+        # One worker runs every Podman test, one after another (`make test` passes
+        # --dist loadgroup): the images they share are built once, and a build reuses the
+        # layers of the one before it, where concurrent builds would each make their own.
+        if item.get_closest_marker("image"):
+            item.add_marker(pytest.mark.xdist_group("podman"))
 
 
 # The fault battery's figures (tests/test_faults.py), one JSON file per fault, printed as one

@@ -34,6 +34,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_gate
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONTAINERS_CONF = Path(__file__).with_name("containers.conf")
 # Files the tests write for the builds (the pip.conf), beside the other build products.
@@ -350,3 +352,24 @@ def running_container(image: str, name: str, **kwargs) -> Iterator[Container]:
         yield container
     finally:
         container.remove()
+
+
+def lock_requirements(project: Path, service_bin: Path) -> None:
+    """The project's `make lock`, done once per pyproject.toml and kept in build/: pip-compile
+    takes minutes, and the image tests' projects share a few pyproject.toml files. The lock
+    files are copied in after it, so that make sees them up to date."""
+    key = hashlib.sha256((project / "pyproject.toml").read_bytes()).hexdigest()[:16]
+    cached = WORK_DIR / "locks" / key
+    if not cached.is_dir():
+        run_gate(["make", "lock", f"VENV={service_bin.parent}"], project)
+        staging = cached.with_name(f"{key}.{os.getpid()}")
+        staging.mkdir(parents=True)
+        for lock_file in project.glob("requirements*.lock"):
+            shutil.copy(lock_file, staging)
+        shutil.rmtree(cached, ignore_errors=True)
+        staging.rename(cached)
+    # requirements-train.lock is made from requirements.lock: it must be the newer.
+    now = time.time()
+    for offset, lock_file in enumerate(sorted(cached.iterdir())):
+        shutil.copy(lock_file, project)
+        os.utime(project / lock_file.name, (now + offset, now + offset))

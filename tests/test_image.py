@@ -17,12 +17,9 @@ on a debootstrapped bookworm, tests/containers.py): no registry is reachable her
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
-import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -37,10 +34,10 @@ import yaml
 
 from tests.conftest import render, run_gate
 from tests.containers import (
-    WORK_DIR,
     Container,
     build_flags,
     free_port,
+    lock_requirements,
     podman,
     podman_env,
     running_container,
@@ -102,32 +99,12 @@ def images(python_base, copier_template, service_bin, tmp_path_factory):
     def build(name: str) -> Image:
         if name not in built:
             project = render(copier_template, tmp_path_factory.mktemp(name), ANSWER_SETS[name])
-            lock(project, service_bin)
+            lock_requirements(project, service_bin)
             tag = f"localhost/copier-ml-deploy-test/{name}:latest"
             built[name] = Image(tag, project, make_docker_build(project, tag, service_bin))
         return built[name]
 
     return build
-
-
-def lock(project: Path, service_bin: Path) -> None:
-    """The project's `make lock`, done once per pyproject.toml and kept in build/ (pip-compile
-    takes minutes); copied in after it, so that make sees the lock files up to date."""
-    key = hashlib.sha256((project / "pyproject.toml").read_bytes()).hexdigest()[:16]
-    cached = WORK_DIR / "locks" / key
-    if not cached.is_dir():
-        run_gate(["make", "lock", f"VENV={service_bin.parent}"], project)
-        staging = cached.with_name(f"{key}.{os.getpid()}")
-        staging.mkdir(parents=True)
-        for lock_file in project.glob("requirements*.lock"):
-            shutil.copy(lock_file, staging)
-        shutil.rmtree(cached, ignore_errors=True)
-        staging.rename(cached)
-    # requirements-train.lock is made from requirements.lock: it must be the newer.
-    now = time.time()
-    for offset, lock_file in enumerate(sorted(cached.iterdir())):
-        shutil.copy(lock_file, project)
-        os.utime(project / lock_file.name, (now + offset, now + offset))
 
 
 def make_docker_build(project: Path, tag: str, service_bin: Path) -> float:

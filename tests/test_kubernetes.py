@@ -412,10 +412,10 @@ def test_the_deployment_runs_under_podman_kube_play(
     Dockerfile. Two changes, which a cluster needs neither of: the pod on the host's network
     on a free PORT (Podman runs no Service), and the image's local tag (in a cluster,
     kustomize's `images` sets it)."""
-    from tests.containers import build_image, free_port, podman
+    from tests.containers import build_image, free_port, lock_requirements, podman
 
     project = render(copier_template, tmp_path / "project", GUNICORN_ALONE)
-    run_gate(["make", "lock", f"VENV={service_bin.parent}"], project)
+    lock_requirements(project, service_bin)
     image = build_image(project, "localhost/copier-ml-deploy-test/kube-play:latest").tag
     objects = manifests(project)
     (configmap,) = by_kind(objects, "ConfigMap")

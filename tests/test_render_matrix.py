@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -203,8 +204,11 @@ def test_combination_passes_its_own_gates(project, service_bin):
     assert_passes_its_own_gates(project, service_bin)
 
 
-def assert_passes_its_own_gates(project: Path, service_bin: Path) -> None:
-    """Fully rendered, its dependencies installable, lint clean, and its own tests pass."""
+def assert_passes_its_own_gates(
+    project: Path, service_bin: Path, tests: Sequence[str] = ()
+) -> None:
+    """Fully rendered, its dependencies installable, lint clean, and its own tests pass: all
+    of them, or the files and folders in `tests` that the project has."""
     assert not leftover_jinja(project)
     assert declared_dependencies(project) <= service_requirements(), (
         "tests/service-requirements.txt must list every dependency a rendered project declares"
@@ -215,7 +219,10 @@ def assert_passes_its_own_gates(project: Path, service_bin: Path) -> None:
     # pytest processes of this suite (a warning on cleanup, which the project makes an error).
     basetemp = project.with_name(f"{project.name}-pytest")
     pytest_command = ["-m", "pytest", "-q", "-p", "no:cacheprovider", f"--basetemp={basetemp}"]
-    run_gate([str(service_bin / "python"), *pytest_command], project)
+    selected = [test for test in tests if (project / test).exists()]
+    if tests and not selected:
+        pytest.fail(f"none of {list(tests)} is in {project}")
+    run_gate([str(service_bin / "python"), *pytest_command, *selected], project)
 
 
 def leftover_jinja(project: Path) -> list[str]:

@@ -1,6 +1,7 @@
 """The production stack's files, in every combination of the runtime and packaging options.
 
-Each combination renders and passes the project's own gates, and each of its files passes the
+Each combination renders, lints clean and passes the project's own tests of its stack (the
+render matrix, tests/test_render_matrix.py, runs whole suites), and each of its files passes the
 program that reads it: gunicorn's --check-config (granian: its module builds a worker's app),
 supervisord's parser (every program found), `nginx -t` (run as supervisord runs it, without
 root), hadolint at warning level, and the Compose specification's JSON schema. The Dockerfile
@@ -53,6 +54,17 @@ CYCLED = [
     dict(log_format="json", training_data="csv", problem_type="regression", task_queue="redis"),
 ]
 
+# The project's own tests of what these options change: its deploy/ files, the server's
+# settings and workers, logging, and what the app believes of the proxy in front of it.
+STACK_TESTS = [
+    "tests/test_stack_layout.py",
+    "tests/test_gunicorn_conf.py",
+    "tests/test_gunicorn_workers.py",
+    "tests/test_granian_server.py",
+    "tests/test_logs.py",
+    "tests/api/test_proxy.py",
+]
+
 # What supervisord does with its configuration before it starts anything: parse it, then
 # find each program's executable on PATH (it refuses to start a program it cannot find).
 SUPERVISOR_CHECK = """
@@ -88,7 +100,7 @@ def project(request, copier_template, tmp_path) -> Path:
 
 
 def test_every_file_passes_the_program_that_reads_it(project, service_bin):
-    assert_passes_its_own_gates(project, service_bin)
+    assert_passes_its_own_gates(project, service_bin, STACK_TESTS)
     if (project / "deploy" / "gunicorn.conf.py").exists():
         check_gunicorn(project, service_bin)
     else:
