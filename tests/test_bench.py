@@ -6,34 +6,27 @@ bench/run.py still renders, trains, serves and loads the service, and stops ever
 
 from __future__ import annotations
 
-import importlib
 import os
 import signal
 import subprocess
 import sys
 import time
 from configparser import ConfigParser
-from types import ModuleType
 
 import pytest
 
+from bench import peers
+from harness.processes import session_processes
 from tests.conftest import REPO_ROOT, render, system_tool
 from tests.test_stack_configs import check_nginx
 
 BENCH = REPO_ROOT / "bench"
 
 
-def bench_module(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """A module of bench/, a folder of scripts that import each other by their own names."""
-    monkeypatch.syspath_prepend(str(BENCH))
-    return importlib.import_module(name)
-
-
 @pytest.mark.parametrize("peer_name", ["mlflow", "bentoml"])
 def test_a_peer_takes_gunicorns_place_and_nothing_else_changes(
-    peer_name, copier_template, tmp_path, monkeypatch, service_bin
+    peer_name, copier_template, tmp_path, service_bin
 ):
-    peers = bench_module("peers", monkeypatch)
     project = render(copier_template, tmp_path / "project", {})
     before = {
         name: (project / "deploy" / name).read_text() for name in ("supervisord.conf", "nginx.conf")
@@ -83,9 +76,8 @@ def test_the_smoke_run_serves_and_stops_everything(service_bin):
     assert (BENCH / "RESULTS.md").read_text() == results, "a smoke run writes no results"
 
 
-def test_a_stacks_processes_include_children_that_start_sessions_of_their_own(monkeypatch):
+def test_a_stacks_processes_include_children_that_start_sessions_of_their_own():
     """BentoML's workers call setsid(): found through their parent, so measured and stopped."""
-    run = bench_module("run", monkeypatch)
     grandchild = "import os, time; os.setsid(); time.sleep(60)"
     child = subprocess.Popen(
         [
@@ -98,7 +90,7 @@ def test_a_stacks_processes_include_children_that_start_sessions_of_their_own(mo
     )
     try:
         for _ in range(100):
-            found = run.session_processes(child.pid)
+            found = session_processes(child.pid)
             if len(found) == 2:
                 break
             time.sleep(0.1)
@@ -107,6 +99,6 @@ def test_a_stacks_processes_include_children_that_start_sessions_of_their_own(mo
             "import sub",
         ]
     finally:
-        for pid in run.session_processes(child.pid):
+        for pid in session_processes(child.pid):
             os.kill(pid, signal.SIGKILL)
         child.wait(10)
