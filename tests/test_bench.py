@@ -1,12 +1,15 @@
-"""The benchmark harness keeps working: a smoke run, and the peers' rewiring of the stack.
+"""The benchmark harness keeps working: a smoke run, the peers' rewiring of the stack, and the
+drift timing on a small store.
 
 Benchmarks are not tests: nothing here looks at a number. The smoke run only proves that
-bench/run.py still renders, trains, serves and loads the service, and stops everything.
+bench/run.py still renders, trains, serves and loads the service, and stops everything;
+the drift run, that bench/drift_cost.py still fills both stores and times `make drift`.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,6 +19,7 @@ from configparser import ConfigParser
 import pytest
 
 from bench import peers
+from harness.postgres import postgres_bin
 from harness.processes import session_processes
 from tests.conftest import REPO_ROOT, render, system_tool
 from tests.test_stack_configs import check_nginx
@@ -102,3 +106,29 @@ def test_a_stacks_processes_include_children_that_start_sessions_of_their_own():
         for pid in session_processes(child.pid):
             os.kill(pid, signal.SIGKILL)
         child.wait(10)
+
+
+@pytest.mark.live
+def test_the_drift_cost_script_fills_both_stores_and_times_make_drift(service_bin):
+    """bench/drift_cost.py on 2,000 rows (about a minute: two renders trained, a PostgreSQL
+    started): the stores filled, `make drift` scoring every row, the section printed."""
+    if postgres_bin() is None:
+        reason = "PostgreSQL is not installed: apt-get install postgresql (.ci/run installs it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    results = (BENCH / "RESULTS.md").read_text()
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "drift_cost.py"), "--rows=2000", "--runs=1", "--no-write"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    # drift_cost.py checks that make drift said it scored all 2,000 rows; each store has a row.
+    assert re.search(r"^\| sqlite \| 2,000 \| [\d.]+ \| \d+ \| [\d.]+ \| < 60 s: ", output, re.M)
+    assert re.search(r"^\| postgresql \| 2,000 \| [\d.]+ \| ", output, re.M), output
+    assert (BENCH / "RESULTS.md").read_text() == results, "--no-write writes no results"
