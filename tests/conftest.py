@@ -16,6 +16,7 @@ from copier import run_copy
 
 # The template's paths, its version and copy_template are harness/template.py's, shared with
 # bench/; the tests import them from here.
+from harness.postgres import postgres_bin
 from harness.template import TEMPLATE_PATHS as TEMPLATE_PATHS
 from harness.template import TEMPLATE_VERSION as TEMPLATE_VERSION
 from harness.template import copy_template as copy_template
@@ -91,6 +92,18 @@ def system_tool(name: str) -> str:
             pytest.fail(reason, pytrace=False)
         pytest.skip(reason)
     return path
+
+
+def require_postgres() -> Path:
+    """The folder of Debian's PostgreSQL programs (harness/postgres.py starts a server of them):
+    a test without them is skipped, or under CI failed."""
+    bin_dir = postgres_bin()
+    if bin_dir is None:
+        reason = "PostgreSQL is not installed: apt-get install postgresql (.ci/run installs it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    return bin_dir
 
 
 def render(template: Path, destination: Path, answers: Mapping[str, Any]) -> Path:

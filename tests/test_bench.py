@@ -19,12 +19,27 @@ from configparser import ConfigParser
 import pytest
 
 from bench import peers
-from harness.postgres import postgres_bin
 from harness.processes import session_processes
-from tests.conftest import REPO_ROOT, render, system_tool
+from tests.conftest import REPO_ROOT, render, require_postgres, system_tool
 from tests.test_stack_configs import check_nginx
 
 BENCH = REPO_ROOT / "bench"
+
+
+def run_script(name: str, *arguments: str) -> str:
+    """`python bench/<name> ARGUMENTS` from the repository root, as documented; its output,
+    once it has exited 0."""
+    done = subprocess.run(
+        [sys.executable, str(BENCH / name), *arguments],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    return output
 
 
 @pytest.mark.parametrize("peer_name", ["mlflow", "bentoml"])
@@ -62,16 +77,7 @@ def test_the_smoke_run_serves_and_stops_everything(service_bin):
     for tool in ("wrk", "nginx", "envsubst"):
         system_tool(tool)
     results = (BENCH / "RESULTS.md").read_text()
-    done = subprocess.run(
-        [sys.executable, str(BENCH / "run.py"), "--smoke"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output
+    output = run_script("run.py", "--smoke")
     assert "service / ceiling, 1 row, c=8: req/s" in output
     assert "mixed / ceiling, 1 row, c=8: req/s" in output
     assert "keys / service, 1 row, c=8: req/s" in output  # the API-key check, on vs off
@@ -112,22 +118,9 @@ def test_a_stacks_processes_include_children_that_start_sessions_of_their_own():
 def test_the_drift_cost_script_fills_both_stores_and_times_make_drift(service_bin):
     """bench/drift_cost.py on 2,000 rows (about a minute: two renders trained, a PostgreSQL
     started): the stores filled, `make drift` scoring every row, the section printed."""
-    if postgres_bin() is None:
-        reason = "PostgreSQL is not installed: apt-get install postgresql (.ci/run installs it)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
+    require_postgres()
     results = (BENCH / "RESULTS.md").read_text()
-    done = subprocess.run(
-        [sys.executable, str(BENCH / "drift_cost.py"), "--rows=2000", "--runs=1", "--no-write"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output
+    output = run_script("drift_cost.py", "--rows=2000", "--runs=1", "--no-write")
     # drift_cost.py checks that make drift said it scored all 2,000 rows; each store has a row.
     assert re.search(r"^\| sqlite \| 2,000 \| [\d.]+ \| \d+ \| [\d.]+ \| < 60 s: ", output, re.M)
     assert re.search(r"^\| postgresql \| 2,000 \| [\d.]+ \| ", output, re.M), output

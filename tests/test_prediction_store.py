@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.postgres import Postgres, postgres_bin, throwaway_postgres
-from tests.conftest import render, run_gate
+from harness.postgres import Postgres, throwaway_postgres
+from tests.conftest import render, require_postgres, run_gate
 from tests.test_live_stack import IRIS_ROWS, Stack, wait_until_ready
 
 pytestmark = pytest.mark.live  # rendered services on loopback ports (pytest -m 'not live')
@@ -31,13 +31,7 @@ RECORDED_WITHIN = 60  # seconds for a record to reach the database through the w
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[Postgres]:
-    bin_dir = postgres_bin()
-    if bin_dir is None:
-        reason = "PostgreSQL is not installed: apt-get install postgresql (.ci/run installs it)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
-    with throwaway_postgres(bin_dir) as server:
+    with throwaway_postgres(require_postgres()) as server:
         yield server
 
 
