@@ -19,6 +19,7 @@ from configparser import ConfigParser
 import pytest
 
 from bench import peers
+from bench.report import kept_sections, write_section
 from harness.processes import session_processes
 from tests.conftest import REPO_ROOT, render, require_postgres, system_tool
 from tests.test_stack_configs import check_nginx
@@ -125,3 +126,17 @@ def test_the_drift_cost_script_fills_both_stores_and_times_make_drift(service_bi
     assert re.search(r"^\| sqlite \| 2,000 \| [\d.]+ \| \d+ \| [\d.]+ \| < 60 s: ", output, re.M)
     assert re.search(r"^\| postgresql \| 2,000 \| [\d.]+ \| ", output, re.M), output
     assert (BENCH / "RESULTS.md").read_text() == results, "--no-write writes no results"
+
+
+def test_the_sections_other_scripts_write_survive_a_rewrite_of_the_results(tmp_path):
+    """image.py and drift_cost.py replace their own section; run.py keeps both (instant)."""
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n\n## Targets\n\n- old\n")
+    write_section(results, ["## Drift", "", "first", ""])
+    write_section(results, ["## Image", "", "the image", ""])
+    write_section(results, ["## Drift", "", "second", ""])
+    text = results.read_text()
+    assert text.count("## Drift") == 1 and "second" in text and "first" not in text
+    assert text.startswith("# Benchmark results\n\n## Targets\n\n- old\n")
+    # run.py writes its own sections, then what kept_sections found: Image first, then Drift.
+    assert kept_sections(results) == "\n## Image\n\nthe image\n\n## Drift\n\nsecond\n"
