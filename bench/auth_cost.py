@@ -25,12 +25,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-import run
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/ imports as a package
+
+from bench.load import IRIS_ROWS
+from bench.projects import SERVICE_VENV, render, snapshot_template, train
+from bench.stacks import API_KEY, OTHER_API_KEYS
 
 BLOCKS = 15
 REQUESTS = 2000  # per block
 CHECKS = 20000  # key checks alone, per block
-KEYS = [*run.OTHER_API_KEYS, run.API_KEY]
+KEYS = [*OTHER_API_KEYS, API_KEY]
 
 # Runs in the service environment, from the project folder; prints one JSON line of results.
 CHILD = """
@@ -99,14 +103,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-auth-") as scratch:
         work = Path(scratch)
         print("==> rendering and training the default service with auth=api_key")
-        template = run.snapshot_template(work / "template")
+        template = snapshot_template(work / "template")
         project = work / "keys"
-        run.render(template, project, {"auth": "api_key"})
-        run.train(project)
+        render(template, project, {"auth": "api_key"})
+        train(project)
         print(f"==> {BLOCKS} rounds of {REQUESTS} requests to each app, and {CHECKS} checks")
-        arguments = [json.dumps(run.IRIS_ROWS[0]), str(BLOCKS), str(REQUESTS), str(CHECKS)]
+        arguments = [json.dumps(IRIS_ROWS[0]), str(BLOCKS), str(REQUESTS), str(CHECKS)]
         done = subprocess.run(
-            [str(run.SERVICE_VENV / "bin" / "python"), "-c", CHILD, *arguments, run.API_KEY],
+            [str(SERVICE_VENV / "bin" / "python"), "-c", CHILD, *arguments, API_KEY],
             cwd=project,
             env={**os.environ, "PYTHONPATH": "src", "API_KEYS": ",".join(KEYS)},
             capture_output=True,

@@ -30,11 +30,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
+sys.path.insert(0, str(REPO))  # bench/, harness/ and tests/ import as packages
 
-from run import RESULTS, render, snapshot_template  # noqa: E402
-
+from bench.projects import RESULTS, render, snapshot_template  # noqa: E402
+from bench.report import write_section  # noqa: E402
 from tests.containers import (  # noqa: E402
     build_flags,
     image_size_above,
@@ -93,17 +92,6 @@ def section(base: str, above: int, build: float, starts: list[float]) -> list[st
     ]
 
 
-def write(path: Path, lines: list[str]) -> None:
-    """Replace the Image section of `path` (or add it at the end), leaving the rest alone."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    head, marker, tail = text.partition(f"\n{SECTION}\n")
-    rest = ""
-    if marker:
-        _, next_heading, after = tail.partition("\n## ")
-        rest = f"\n## {after}" if next_heading else ""
-    path.write_text(head.rstrip("\n") + "\n\n" + "\n".join(lines) + rest)
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="cold starts to measure")
@@ -128,7 +116,7 @@ def main(argv: list[str]) -> int:
     above = image_size_above(TAG, base)
     starts = [cold_start() for _ in range(arguments.runs)]
     lines = section(base, above, build, starts)
-    write(arguments.output, lines)
+    write_section(arguments.output, lines)
     print("\n".join(lines))
     return 0
 

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import subprocess
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,11 +14,14 @@ import pytest
 import yaml
 from copier import run_copy
 
+# The template's paths, its version and copy_template are harness/template.py's, shared with
+# bench/; the tests import them from here.
+from harness.postgres import postgres_bin
+from harness.template import TEMPLATE_PATHS as TEMPLATE_PATHS
+from harness.template import TEMPLATE_VERSION as TEMPLATE_VERSION
+from harness.template import copy_template as copy_template
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# What makes up the template: what a template repository built by a test holds.
-TEMPLATE_PATHS = ["copier.yml", "template", "hooks", "extensions"]
-# The version this checkout will be released as: the tag the update tests give it.
-TEMPLATE_VERSION = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"]
 
 # One OpenMP thread per process for everything the suite starts (rendered projects' tests,
 # training, services): xdist already keeps every core busy, and OpenMP's threads spinning at
@@ -92,6 +94,18 @@ def system_tool(name: str) -> str:
     return path
 
 
+def require_postgres() -> Path:
+    """The folder of Debian's PostgreSQL programs (harness/postgres.py starts a server of them):
+    a test without them is skipped, or under CI failed."""
+    bin_dir = postgres_bin()
+    if bin_dir is None:
+        reason = "PostgreSQL is not installed: apt-get install postgresql (.ci/run installs it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    return bin_dir
+
+
 def render(template: Path, destination: Path, answers: Mapping[str, Any]) -> Path:
     """`copier copy --trust --defaults` with `answers`, usable outside any fixture's scope."""
     run_copy(str(template), destination, data=dict(answers), defaults=True, unsafe=True)
@@ -161,20 +175,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.section("faults under load (tests/test_faults.py)")
     for row in figures:
         terminalreporter.line(" | ".join(f"{key}: {value}" for key, value in row.items()))
-
-
-def copy_template(destination: Path) -> Path:
-    """This checkout's template, as a plain folder (Copier renders it as it is, no clone)."""
-    destination.mkdir(parents=True)
-    for name in TEMPLATE_PATHS:
-        source = REPO_ROOT / name
-        if source.is_dir():
-            shutil.copytree(
-                source, destination / name, ignore=shutil.ignore_patterns("__pycache__")
-            )
-        else:
-            shutil.copy(source, destination / name)
-    return destination
 
 
 def render_refused(destination: Path, answers: Mapping[str, Any], questions: list[str]) -> Path:

@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -34,6 +33,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.processes import free_port
 from tests.conftest import run_gate
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -265,12 +265,6 @@ def image_size_above(image: str, base: str) -> int:
 
 def image_bytes(image: str) -> int:
     return int(podman("image", "inspect", "--format", "{{.Size}}", image).stdout.strip())
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass

@@ -30,6 +30,14 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 
+from harness.processes import (
+    NotReady,
+    free_port,
+    kill_session,
+    session_processes,
+    start_make_serve,
+    wait_until_answers,
+)
 from tests.conftest import SERVICE_VENV, render, run_gate, system_tool
 from tests.test_stack_configs import instructions
 
@@ -211,15 +219,7 @@ class Stack:
         """
         port = free_port()
         log = project / f"serve-{port}.log"
-        with log.open("w") as output:
-            make = subprocess.Popen(
-                ["make", "serve", f"VENV={service_bin.parent}", "HOST=127.0.0.1", f"PORT={port}"],
-                cwd=project,
-                env=environment,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        make = start_make_serve(project, service_bin.parent, port, environment, log)
         with_nginx = (project / "deploy" / "nginx.conf").exists()
         return cls(project, port, make, log, with_nginx)
 
@@ -246,20 +246,12 @@ class Stack:
         return self.request("POST", path, body, {"Content-Type": "application/json"})
 
     def processes(self) -> dict[int, Process]:
-        """Every process still in the session `make serve` started, by pid."""
-        found = {}
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                # The command name, in parentheses, may hold spaces: split after it.
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-                command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ")
-            except (FileNotFoundError, ProcessLookupError):
-                continue  # it ended while being read
-            ppid, session = int(fields[1]), int(fields[3])
-            if session == self.make.pid:
-                pid = int(stat.parent.name)
-                found[pid] = Process(pid, ppid, command.decode(errors="replace").strip())
-        return found
+        """Every process still in the session `make serve` started (or descended from it),
+        by pid."""
+        return {
+            pid: Process(pid, ppid, command)
+            for pid, (ppid, command) in session_processes(self.make.pid).items()
+        }
 
     def gunicorn_workers(self) -> tuple[int, set[int]]:
         """The Python server's master pid (gunicorn's, or granian's), and its workers'.
@@ -296,10 +288,7 @@ class Stack:
                 self.make.wait(STOPPED_WITHIN)
             self.timings["stop (s)"] = round(time.monotonic() - started, 2)
         left = list(self.processes().values())
-        for process in left:
-            os.kill(process.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.make.wait(10)  # reaped, when it was among them
+        kill_session(self.make.pid, self.make)
         return left
 
 
@@ -363,24 +352,11 @@ def assert_json_refusal(stack: Stack, case: Malformed, response: Response) -> No
     assert document["error"]["code"] == case.status, case.name
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def wait_until_ready(stack: Stack) -> None:
-    deadline = time.monotonic() + READY_WITHIN
-    while time.monotonic() < deadline:
-        if stack.make.poll() is not None:
-            pytest.fail(f"make serve exited ({stack.make.returncode}):\n{stack.log.read_text()}")
-        try:
-            if stack.request("GET", "/readyz").status == 200:
-                return
-        except OSError:
-            pass  # not listening yet
-        time.sleep(0.2)
-    pytest.fail(f"/readyz not 200 within {READY_WITHIN} s:\n{stack.log.read_text()}")
+    try:
+        wait_until_answers(stack.port, "/readyz", stack.make, stack.log, READY_WITHIN)
+    except NotReady as error:
+        pytest.fail(str(error), pytrace=False)
 
 
 @pytest.fixture(

@@ -3,8 +3,8 @@ behind the whole supervisord/nginx/gunicorn stack.
 
 PostgreSQL is Debian's (`apt-get install postgresql`; .ci/run installs it), started by these
 tests as the `postgres` user in a temporary folder, on a free loopback port, with a password
-they generate. Each service is the rendered project's own `make serve`, from the shared
-service environment, stopped by the test that started it.
+they generate (harness/postgres.py). Each service is the rendered project's own `make serve`,
+from the shared service environment, stopped by the test that started it.
 """
 
 from __future__ import annotations
@@ -13,151 +13,26 @@ import contextlib
 import json
 import os
 import secrets
-import shutil
-import signal
 import sqlite3
-import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import render, run_gate
-from tests.test_live_stack import IRIS_ROWS, Stack, free_port, wait_until_ready
+from harness.postgres import Postgres, throwaway_postgres
+from tests.conftest import render, require_postgres, run_gate
+from tests.test_live_stack import IRIS_ROWS, Stack, wait_until_ready
 
 pytestmark = pytest.mark.live  # rendered services on loopback ports (pytest -m 'not live')
 
-POSTGRES_READY_WITHIN = 60  # seconds, from starting the server to it accepting connections
 RECORDED_WITHIN = 60  # seconds for a record to reach the database through the writer thread
-USER = "store_test"
-
-
-def postgres_bin() -> Path:
-    """Debian's PostgreSQL programs: skipped without them, or under CI failed."""
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
-    if not found:
-        reason = "PostgreSQL is not installed: apt-get install postgresql (.ci/run installs it)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
-    return found[-1].parent
-
-
-@dataclass
-class Postgres:
-    """A PostgreSQL server of the tests' own, in `root`, listening on 127.0.0.1:`port`."""
-
-    bin: Path
-    root: Path
-    port: int
-    password: str
-    process: subprocess.Popen | None = None
-
-    def as_postgres(self, command: list[str]) -> list[str]:
-        # PostgreSQL refuses to run as root: as root, run it as the `postgres` user. setpriv
-        # execs the program (runuser would stay its parent, and not pass on every signal).
-        if os.geteuid() != 0:
-            return command
-        return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", *command]
-
-    def url(self, database: str = "postgres") -> str:
-        return f"postgresql://{USER}:{self.password}@127.0.0.1:{self.port}/{database}"
-
-    def start(self) -> None:
-        log = (self.root / "postgres.log").open("a")
-        self.process = subprocess.Popen(
-            self.as_postgres(
-                [
-                    str(self.bin / "postgres"),
-                    "-D",
-                    str(self.root / "data"),
-                    "-p",
-                    str(self.port),
-                    "-c",
-                    "listen_addresses=127.0.0.1",
-                    "-c",
-                    f"unix_socket_directories={self.root}",
-                ]
-            ),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
-        deadline = time.monotonic() + POSTGRES_READY_WITHIN
-        while self.psql("SELECT 1", check=False).returncode != 0:
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"PostgreSQL did not start:\n{self.log()}")
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        """A fast shutdown (SIGINT): connections are cut, as in an outage."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(POSTGRES_READY_WITHIN)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def psql(self, sql: str, database: str = "postgres", check: bool = True):
-        completed = subprocess.run(
-            [
-                self.bin / "psql",
-                "--host=127.0.0.1",
-                f"--port={self.port}",
-                f"--username={USER}",
-                f"--dbname={database}",
-                "--tuples-only",
-                "--no-align",
-                f"--command={sql}",
-            ],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "PGPASSWORD": self.password, "PGCONNECT_TIMEOUT": "3"},
-        )
-        if check and completed.returncode != 0:
-            pytest.fail(f"psql {sql!r}: {completed.stderr}")
-        return completed
-
-    def log(self) -> str:
-        return (self.root / "postgres.log").read_text(errors="replace")
 
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[Postgres]:
-    bin_dir = postgres_bin()
-    # Not under pytest's temporary folder, which only root may enter.
-    root = Path(tempfile.mkdtemp(prefix="store-postgres-"))
-    server = Postgres(bin_dir, root, free_port(), secrets.token_hex(16))
-    try:
-        (root / "password").write_text(server.password)
-        if os.geteuid() == 0:
-            shutil.chown(root, "postgres")
-            shutil.chown(root / "password", "postgres")
-        subprocess.run(
-            server.as_postgres(
-                [
-                    str(bin_dir / "initdb"),
-                    f"--pgdata={root / 'data'}",
-                    f"--username={USER}",
-                    f"--pwfile={root / 'password'}",
-                    "--auth=scram-sha-256",
-                    "--encoding=UTF8",
-                ]
-            ),
-            check=True,
-            capture_output=True,
-        )
-        server.start()
+    with throwaway_postgres(require_postgres()) as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
