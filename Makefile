@@ -8,7 +8,7 @@ PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
 COMPAT_VERSIONS := 3.10 3.13
 COMPAT_VENVS := $(foreach v,$(COMPAT_VERSIONS),$(if $(wildcard $(PYENV_ROOT)/versions/$(v).*/bin/python),build/service-venv-$(v)/.installed))
 
-.PHONY: demo test lint clean web
+.PHONY: demo test test-fast lint clean web
 
 demo: $(VENV)/.render-installed  ## Render the default service, train it, serve it, show a prediction
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/demo.sh
@@ -17,6 +17,10 @@ test: $(VENV)/.installed $(SERVICE_VENV)/.installed $(COMPAT_VENVS)  ## The whol
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	SERVICE_VENV=$(SERVICE_VENV) $(VENV)/bin/python -m pytest -n auto --dist loadgroup
+
+# The layers that take seconds: the hooks', extensions', questionnaire's and generator's tests.
+test-fast: $(VENV)/.installed $(SERVICE_VENV)/.installed  ## The fast layers alone (no renders of whole suites, services or images)
+	SERVICE_VENV=$(SERVICE_VENV) $(VENV)/bin/python -m pytest -n auto -m "not slow and not live and not image and not browser"
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

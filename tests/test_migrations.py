@@ -13,6 +13,10 @@ import pytest
 from tests.conftest import REPO_ROOT, TEMPLATE_VERSION
 from tests.test_update import commit_all, copy, git, put_template, tree, unmerged, update
 
+# copier update across the template's migrations.
+# Minutes, no services: `pytest -m 'not slow'` leaves them out.
+pytestmark = pytest.mark.slow
+
 V1_FIXTURE = REPO_ROOT / "tests" / "fixtures" / "template-0.1.0.tar.gz"
 
 

@@ -13,6 +13,10 @@ import pytest
 
 from tests.conftest import REPO_ROOT, run_gate
 
+# The generated project's tests on the oldest and newest Python.
+# Minutes, no services: `pytest -m 'not slow'` leaves them out.
+pytestmark = pytest.mark.slow
+
 VERSIONS = ["3.10", "3.13"]
 PROJECTS = {
     "served": {},

@@ -23,7 +23,12 @@ import pytest
 
 from tests.conftest import REPO_ROOT, run_gate
 
+# Every combination rendered and put through its own lint, types and tests.
+# Minutes, no services: `pytest -m 'not slow'` leaves them out.
+pytestmark = pytest.mark.slow
+
 CLF, REG = "classification", "regression"
+
 ALL_CLF_APIS = ["predict", "predict_proba", "evaluate"]
 
 COMBINATIONS = {

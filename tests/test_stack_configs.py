@@ -34,6 +34,10 @@ import yaml
 from tests.conftest import render, render_refused, run_gate, system_tool
 from tests.test_render_matrix import assert_passes_its_own_gates
 
+# Rendered stacks checked by nginx -t, gunicorn --check-config and hadolint.
+# Minutes, no services: `pytest -m 'not slow'` leaves them out.
+pytestmark = pytest.mark.slow
+
 RUNTIMES = {
     "nginx": dict(web_server="nginx", process_manager="supervisor"),
     "gunicorn-supervised": dict(web_server="gunicorn", process_manager="supervisor"),

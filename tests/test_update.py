@@ -22,6 +22,10 @@ from tests.conftest import (
     run_gate,
 )
 
+# copier copy, then copier update between versions and answers.
+# Minutes, no services: `pytest -m 'not slow'` leaves them out.
+pytestmark = pytest.mark.slow
+
 PACKAGE = Path("src", "iris_classifier")
 # Files that legitimately differ between an updated project and a fresh copy.
 IGNORED_PARTS = {".git", "__pycache__", ".pytest_cache", ".ruff_cache"}
