@@ -1,4 +1,5 @@
-"""Upgrading a project from template 0.1.0 to this version: edits to moved files survive.
+"""Upgrading a project from template 0.1.0 to this version: edits to moved files survive; and
+from 0.6.0, whose tasks.py became the jobs/ package.
 
 tests/fixtures/template-0.1.0.tar.gz is the template as released at 0.1.0 (`git archive`),
 frozen so that this test keeps proving the upgrade path whatever the template becomes.
@@ -6,13 +7,17 @@ frozen so that this test keeps proving the upgrade path whatever the template be
 
 from __future__ import annotations
 
+import io
+import subprocess
 import tarfile
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO_ROOT, TEMPLATE_VERSION
 from tests.test_update import commit_all, copy, git, put_template, tree, unmerged, update
 
+PACKAGE = Path("src", "iris_classifier")
 V1_FIXTURE = REPO_ROOT / "tests" / "fixtures" / "template-0.1.0.tar.gz"
 
 
@@ -87,3 +92,47 @@ def test_the_answers_file_records_the_new_version(template, tmp_path):
     project = copy_v1(template, tmp_path / "project")
     update(project)
     assert f"_commit: {TEMPLATE_VERSION}" in (project / ".copier-answers.yml").read_text()
+
+
+# ------------------------------------------------------------------ from 0.6.0
+
+# 0.6.0 as released (CHANGELOG: "0.6.0 landed as 8b0e6d3"), read from this repository's own
+# history rather than frozen in a fixture: a clone has it, and the archive is 240 kB.
+V6_COMMIT = "8b0e6d3"
+JOB_ANSWERS = {"task_queue": "sqlite", "apis": ["predict", "predict_proba", "evaluate", "jobs"]}
+
+
+@pytest.fixture(scope="module")
+def template_v6(tmp_path_factory):
+    """A template repository holding 0.6.0 (from git history) and this version, both tagged."""
+    repo = tmp_path_factory.mktemp("template-v6")
+    paths = ["copier.yml", "template", "hooks", "extensions"]
+    archive = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "archive", "--format=tar", V6_COMMIT, *paths],
+        check=True,
+        capture_output=True,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as unpacked:
+        unpacked.extractall(repo, filter="data")
+    git(repo, "init", "-q")
+    commit_all(repo, "0.6.0")
+    git(repo, "tag", "0.6.0")
+    put_template(repo)
+    commit_all(repo, TEMPLATE_VERSION)
+    git(repo, "tag", TEMPLATE_VERSION)
+    return repo
+
+
+def test_the_tasks_module_of_0_6_becomes_the_jobs_package(template_v6, tmp_path):
+    project = copy(template_v6, tmp_path / "project", vcs_ref="0.6.0", **JOB_ANSWERS)
+    assert (project / PACKAGE / "tasks.py").is_file()
+    (project / "RUNBOOK.md").write_text("# Our runbook\n")
+    commit_all(project, "our own file")
+
+    update(project)
+
+    assert not unmerged(project)
+    assert not (project / PACKAGE / "tasks.py").exists()
+    assert (project / PACKAGE / "jobs" / "backend.py").is_file()
+    fresh = copy(template_v6, tmp_path / "fresh", **JOB_ANSWERS)
+    assert tree(project) == {**tree(fresh), "RUNBOOK.md": b"# Our runbook\n"}
