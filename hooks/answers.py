@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 API_CHOICES = ("predict", "predict_proba", "evaluate", "jobs")
-STORE_CHOICES = ("none", "sqlite", "postgresql")
 AUTH_CHOICES = ("none", "api_key")
 
 
@@ -23,7 +22,7 @@ class Answers:
     serve_model: bool
     apis: frozenset[str]
     openapi_docs: bool
-    prediction_store: str = "none"
+    with_store: bool = False  # copier.yml's with_store: a prediction store is chosen
     auth: str = "none"
 
 
@@ -42,11 +41,9 @@ def parse_answers(text: str) -> Answers:
     unknown = [api for api in apis if api not in API_CHOICES]
     if unknown:
         raise AnswersError(f"apis holds {unknown!r}; the choices are {list(API_CHOICES)!r}")
-    prediction_store = data.get("prediction_store", "none")  # absent before 0.3.0
-    if prediction_store not in STORE_CHOICES:
-        raise AnswersError(
-            f"prediction_store is {prediction_store!r}; the choices are {list(STORE_CHOICES)!r}"
-        )
+    with_store = data.get("with_store", False)
+    if not isinstance(with_store, bool):
+        raise AnswersError(f"with_store must be a JSON bool, got {with_store!r}")
     auth = data.get("auth", "none")  # absent before 0.7.0
     if auth not in AUTH_CHOICES:
         raise AnswersError(f"auth is {auth!r}; the choices are {list(AUTH_CHOICES)!r}")
@@ -55,7 +52,7 @@ def parse_answers(text: str) -> Answers:
         serve_model=_field(data, "serve_model", bool),
         apis=frozenset(apis),
         openapi_docs=_field(data, "openapi_docs", bool),
-        prediction_store=prediction_store,
+        with_store=with_store,
         auth=auth,
     )
 

@@ -35,8 +35,8 @@ OPTIONAL_APIS = (
         (("POST", "/jobs"), ("POST", "/jobs/train"), ("GET", "/jobs/<job_id>")),
         lambda a: "jobs" in a.apis,
     ),
-    OptionalApi("predictions", (("GET", "/predictions"),), lambda a: a.prediction_store != "none"),
-    OptionalApi("drift", (("GET", "/drift"),), lambda a: a.prediction_store != "none"),
+    OptionalApi("predictions", (("GET", "/predictions"),), lambda a: a.with_store),
+    OptionalApi("drift", (("GET", "/drift"),), lambda a: a.with_store),
     # No routes: the API-key check every other route passes first (api/auth.py).
     OptionalApi("auth", (), lambda a: a.auth == "api_key"),
 )

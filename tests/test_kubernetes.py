@@ -377,7 +377,7 @@ def test_the_worker_scales_on_the_queue_huey_really_uses(project, service_bin):
         [
             str(service_bin / "python"),
             "-c",
-            f"from {package}.tasks import huey; print(huey.storage.queue_key)",
+            f"from {package}.jobs.backend import huey; print(huey.storage.queue_key)",
         ],
         project,
         env={"PYTHONPATH": str(project / "src")},

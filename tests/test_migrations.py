@@ -1,12 +1,16 @@
-"""Upgrading a project from template 0.1.0 to this version: edits to moved files survive.
+"""Upgrading a project from template 0.1.0 to this version: edits to moved files survive; and
+from 0.6.0, whose tasks.py became the jobs/ package.
 
-tests/fixtures/template-0.1.0.tar.gz is the template as released at 0.1.0 (`git archive`),
-frozen so that this test keeps proving the upgrade path whatever the template becomes.
+tests/fixtures/template-<version>.tar.gz is the template as released (`git archive <commit>
+copier.yml template hooks extensions`, the commit the CHANGELOG names), frozen so that these
+tests keep proving the upgrade paths whatever the template becomes, in any clone, shallow ones
+included.
 """
 
 from __future__ import annotations
 
 import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +21,7 @@ from tests.test_update import commit_all, copy, git, put_template, tree, unmerge
 # Minutes, no services: `pytest -m 'not slow'` leaves them out.
 pytestmark = pytest.mark.slow
 
+PACKAGE = Path("src", "iris_classifier")
 V1_FIXTURE = REPO_ROOT / "tests" / "fixtures" / "template-0.1.0.tar.gz"
 
 
@@ -91,3 +96,39 @@ def test_the_answers_file_records_the_new_version(template, tmp_path):
     project = copy_v1(template, tmp_path / "project")
     update(project)
     assert f"_commit: {TEMPLATE_VERSION}" in (project / ".copier-answers.yml").read_text()
+
+
+# ------------------------------------------------------------------ from 0.6.0
+
+V6_FIXTURE = REPO_ROOT / "tests" / "fixtures" / "template-0.6.0.tar.gz"  # commit 8b0e6d3
+JOB_ANSWERS = {"task_queue": "sqlite", "apis": ["predict", "predict_proba", "evaluate", "jobs"]}
+
+
+@pytest.fixture(scope="module")
+def template_v6(tmp_path_factory):
+    """A template repository holding 0.6.0 (from the fixture) and this version, both tagged."""
+    repo = tmp_path_factory.mktemp("template-v6")
+    with tarfile.open(V6_FIXTURE) as archive:
+        archive.extractall(repo, filter="data")
+    git(repo, "init", "-q")
+    commit_all(repo, "0.6.0")
+    git(repo, "tag", "0.6.0")
+    put_template(repo)
+    commit_all(repo, TEMPLATE_VERSION)
+    git(repo, "tag", TEMPLATE_VERSION)
+    return repo
+
+
+def test_the_tasks_module_of_0_6_becomes_the_jobs_package(template_v6, tmp_path):
+    project = copy(template_v6, tmp_path / "project", vcs_ref="0.6.0", **JOB_ANSWERS)
+    assert (project / PACKAGE / "tasks.py").is_file()
+    (project / "RUNBOOK.md").write_text("# Our runbook\n")
+    commit_all(project, "our own file")
+
+    update(project)
+
+    assert not unmerged(project)
+    assert not (project / PACKAGE / "tasks.py").exists()
+    assert (project / PACKAGE / "jobs" / "backend.py").is_file()
+    fresh = copy(template_v6, tmp_path / "fresh", **JOB_ANSWERS)
+    assert tree(project) == {**tree(fresh), "RUNBOOK.md": b"# Our runbook\n"}

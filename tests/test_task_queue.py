@@ -7,7 +7,8 @@
   the jobs endpoints answer 503 and /predict goes on; Redis back, jobs work again, in the same
   app process and the same worker, which SIGHUP then restarts in place.
 - the live stack: supervisord runs the worker beside nginx and gunicorn; a job submitted
-  through nginx completes, and stopping the stack leaves nothing behind.
+  through nginx completes, one made to fail fails, and /metrics counts exactly those from
+  every gunicorn worker and across a worker restart; stopping the stack leaves nothing behind.
 
 Every wait is bounded; every process started here is stopped here.
 """
@@ -18,6 +19,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import select
 import signal
 import socket
@@ -47,6 +49,8 @@ JOB_WITHIN = 120  # seconds for queued jobs to be done once a worker runs
 STOP_WITHIN = 60  # seconds for a worker (or redis-server) to exit once signalled
 ANSWER_WITHIN = 60  # seconds for the app process to answer one request
 LEASE = 2  # JOB_LEASE for the workers here, in seconds
+# A row of iris features the linear model's arithmetic overflows on: no finite output.
+HUGE_ROW = [1.7e308, -1.7e308, 1.7e308, -1.7e308]
 
 # The app, in a process of its own, as the project's environment runs it: one JSON request
 # per line in, one JSON answer per line out. The same app object serves every request, so
@@ -383,7 +387,8 @@ def test_the_stack_runs_the_worker_and_a_job_through_nginx(copier_template, tmp_
     system_tool("envsubst")
     system_tool("nginx")
     project = render(copier_template, tmp_path / "project", dict(task_queue="sqlite"))
-    env = project_env()
+    # Two web workers whatever the machine's CPUs: /metrics must agree across them.
+    env = project_env(WEB_CONCURRENCY="2")
     venv = f"VENV={service_bin.parent}"
     run_gate(["make", "train", venv], project, env)
     # Marked, so that the retrained model the service loads later is told apart from this one.
@@ -416,17 +421,51 @@ def test_the_stack_runs_the_worker_and_a_job_through_nginx(copier_template, tmp_
             if time.monotonic() > deadline:
                 pytest.fail(f"no prediction by the retrained model within {JOB_WITHIN} s: {answer}")
             time.sleep(0.1)
+
+        # A job that fails on purpose: a row the model has no finite output for, which
+        # /predict refuses (422) and a prediction job records as failed.
+        assert stack.post_json("/predict", {"rows": [HUGE_ROW]}).status == 422
+        failing = stack.post_json("/jobs", {"rows": [HUGE_ROW]})
+        failed = wait_until_done(stack, failing.headers["location"], "failed")
+        assert failed["error"].startswith("rows[0]: the model's output is not a finite number")
+
+        # The worker's outcomes, at the web service's /metrics: the same exact counts from
+        # whichever gunicorn worker each scrape reaches, and after the queue's worker and
+        # gunicorn (whose start empties the metrics folder) are restarted.
+        expected = {
+            ("predict", "done"): 1,
+            ("predict", "failed"): 1,
+            ("train", "done"): 1,
+            ("train", "failed"): 0,
+        }
+        _, gunicorn_workers = stack.gunicorn_workers()
+        assert len(gunicorn_workers) == 2
+        for _ in range(4 * len(gunicorn_workers)):
+            assert finished_jobs(stack) == expected
+        supervisorctl = [str(service_bin / "supervisorctl"), "-c", "deploy/supervisord.conf"]
+        run_gate([*supervisorctl, "restart", "worker", "gunicorn"], project, env)
+        wait_until_ready(stack)
+        assert finished_jobs(stack) == expected
     finally:
         left = stack.stop()
     assert left == [], f"left behind; make serve's log:\n{stack.log.read_text()}"
     assert stack.make.returncode == 0, stack.log.read_text()
 
 
-def wait_until_done(stack: Stack, location: str) -> dict[str, Any]:
+def wait_until_done(stack: Stack, location: str, status: str = "done") -> dict[str, Any]:
     deadline = time.monotonic() + JOB_WITHIN
-    while (job := stack.request("GET", location).json())["status"] != "done":
+    while (job := stack.request("GET", location).json())["status"] != status:
         assert job["status"] in {"queued", "running"}, job
         if time.monotonic() > deadline:
             pytest.fail(f"job not done within {JOB_WITHIN} s: {job}\n{stack.log.read_text()}")
         time.sleep(0.1)
     return job
+
+
+def finished_jobs(stack: Stack) -> dict[tuple[str, str], float]:
+    """jobs_finished_total as a scrape through nginx reads it, by (kind, outcome)."""
+    response = stack.request("GET", "/metrics")
+    assert response.status == 200, response
+    pattern = r'^jobs_finished_total\{kind="(\w+)",outcome="(\w+)"\} (\S+)$'
+    found = re.findall(pattern, response.body.decode(), re.M)
+    return {(kind, outcome): float(value) for kind, outcome, value in found}

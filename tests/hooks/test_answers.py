@@ -16,17 +16,18 @@ def test_parses_the_task_argument() -> None:
     assert parse_answers(VALID) == Answers("iris", True, frozenset({"predict"}), True)
 
 
-@pytest.mark.parametrize("store", ["none", "sqlite", "postgresql"])
-def test_parses_the_prediction_store_answer(store: str) -> None:
+@pytest.mark.parametrize("with_store", [False, True])
+def test_parses_the_prediction_store_answer(with_store: bool) -> None:
     text = VALID.replace('"predict"]', '"predict", "jobs"]').replace(
-        "}", f', "prediction_store": "{store}"}}'
+        "}", f', "with_store": {str(with_store).lower()}}}'
     )
-    assert parse_answers(text) == Answers("iris", True, frozenset({"predict", "jobs"}), True, store)
+    expected = Answers("iris", True, frozenset({"predict", "jobs"}), True, with_store)
+    assert parse_answers(text) == expected
 
 
-def test_answers_from_before_the_prediction_store_mean_none() -> None:
-    # Projects generated before 0.3.0 have no prediction_store answer to replay on update.
-    assert parse_answers(VALID).prediction_store == "none"
+def test_answers_without_with_store_mean_no_store() -> None:
+    # Before 0.7.0 the task sent prediction_store; a replay of an old version runs old hooks.
+    assert parse_answers(VALID).with_store is False
 
 
 @pytest.mark.parametrize(
@@ -38,10 +39,7 @@ def test_answers_from_before_the_prediction_store_mean_none() -> None:
         (VALID.replace("true,", '"yes",', 1), "serve_model must be a JSON bool, got 'yes'"),
         (VALID.replace('"predict"', '"explain"'), "apis holds ['explain']"),
         (VALID.replace(', "openapi_docs": true', ""), "openapi_docs must be a JSON bool, got None"),
-        (
-            VALID.replace("}", ', "prediction_store": "mysql"}'),
-            "prediction_store is 'mysql'; the choices are ['none', 'sqlite', 'postgresql']",
-        ),
+        (VALID.replace("}", ', "with_store": "sqlite"}'), "with_store must be a JSON bool"),
         (VALID.replace("}", ', "auth": "oauth"}'), "auth is 'oauth'; the choices are"),
     ],
 )
@@ -51,28 +49,28 @@ def test_refuses_what_copier_yml_would_not_allow(text: str, message: str) -> Non
 
 
 @pytest.mark.parametrize(
-    ("serve_model", "apis", "openapi_docs", "store", "chosen"),
+    ("serve_model", "apis", "openapi_docs", "with_store", "chosen"),
     [
-        (True, {"predict", "evaluate"}, True, "none", {"docs", "predict", "evaluate"}),
-        (True, {"predict_proba"}, False, "none", {"predict_proba"}),
-        (True, {"predict", "jobs"}, False, "none", {"predict", "jobs"}),
+        (True, {"predict", "evaluate"}, True, False, {"docs", "predict", "evaluate"}),
+        (True, {"predict_proba"}, False, False, {"predict_proba"}),
+        (True, {"predict", "jobs"}, False, False, {"predict", "jobs"}),
         # GET /predictions and GET /drift come with the store, not with an API answer.
-        (True, {"predict"}, False, "sqlite", {"predict", "predictions", "drift"}),
+        (True, {"predict"}, False, True, {"predict", "predictions", "drift"}),
         (
             True,
             {"evaluate", "jobs"},
             True,
-            "postgresql",
+            True,
             {"docs", "evaluate", "jobs", "predictions", "drift"},
         ),
-        (False, {"predict"}, True, "none", set()),
-        (False, set(), False, "sqlite", set()),
+        (False, {"predict"}, True, False, set()),
+        (False, set(), False, True, set()),
     ],
 )
 def test_chosen_apis(
-    serve_model: bool, apis: set[str], openapi_docs: bool, store: str, chosen: set[str]
+    serve_model: bool, apis: set[str], openapi_docs: bool, with_store: bool, chosen: set[str]
 ) -> None:
-    answers = Answers("iris", serve_model, frozenset(apis), openapi_docs, store)
+    answers = Answers("iris", serve_model, frozenset(apis), openapi_docs, with_store)
     assert chosen_apis(answers) == chosen
 
 

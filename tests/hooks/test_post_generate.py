@@ -76,11 +76,11 @@ def test_an_update_turning_an_api_off_cleans_its_wiring(project: Path) -> None:
 
 
 def test_the_jobs_api_and_the_prediction_store_answer_are_wired(project: Path) -> None:
-    # GET /predictions and GET /drift follow the prediction_store answer, not apis; jobs has
+    # GET /predictions and GET /drift follow the prediction store (with_store), not apis; jobs has
     # three routes.
     (project / "src/iris_classifier/api/predictions.py").write_text("bp = None\n")
     (project / "src/iris_classifier/api/drift.py").write_text("bp = None\n")
-    chosen = answers(apis=["predict", "jobs"], openapi_docs=False, prediction_store="sqlite")
+    chosen = answers(apis=["predict", "jobs"], openapi_docs=False, with_store=True)
     assert main([chosen]) == 0
     app = (project / APP).read_text()
     assert "from .api import drift, health, jobs, model_info, predict, predictions\n" in app
@@ -94,7 +94,7 @@ def test_the_jobs_api_and_the_prediction_store_answer_are_wired(project: Path) -
     assert '("GET", "/predictions")' in routes
     assert '("GET", "/drift")' in routes
 
-    assert main([answers(apis=["predict"], openapi_docs=False, prediction_store="none")]) == 0
+    assert main([answers(apis=["predict"], openapi_docs=False, with_store=False)]) == 0
     for wiring in ((project / APP).read_text(), (project / ROUTES).read_text()):
         assert "jobs" not in wiring and "predictions" not in wiring and "drift" not in wiring
 
