@@ -1,5 +1,7 @@
 """Drift: how far the rows the model sees now have moved from the rows it was trained on.
 
+One module over 250 lines for one method, PSI per feature; a fifth of it explains the method.
+
 Each feature's recent values are compared with the reference training recorded in
 metadata.json (reference.py) by the population stability index (PSI):
 

@@ -1,5 +1,7 @@
 """`PredictionStore`: predictions written to the database in batches, off the request path.
 
+One module over 250 lines for one class: its buffer, writer thread and outage handling share state.
+
 A request hands its record to `add`, which appends it to an in-memory buffer and returns: the
 request never waits for the database. A background thread in each worker writes the buffer in
 batches, one multi-row INSERT every `flush_interval` seconds, or sooner once `batch_size`
