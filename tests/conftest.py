@@ -34,6 +34,14 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 SERVICE_VENV = REPO_ROOT / os.environ.get("SERVICE_VENV", "build/service-venv")
 
 
+def mypy_environment() -> dict[str, str]:
+    """Where the rendered projects' mypy keeps its cache: one per xdist worker (mypy's cache
+    takes one writer at a time), shared by that worker's projects, so the analysis of their
+    common dependencies (NumPy, Flask, SQLAlchemy...) is done once rather than per project."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    return {"MYPY_CACHE_DIR": str(REPO_ROOT / "build" / "mypy-cache" / worker)}
+
+
 @pytest.fixture(scope="session")
 def copier_template_paths() -> list[str]:
     """What pytest-copier copies into its throwaway template repository (not .git, not build/)."""

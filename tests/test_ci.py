@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT, copy_template, render
+from tests.conftest import REPO_ROOT, copy_template, mypy_environment, render
 
 BIN = Path(sys.executable).parent
 WORKFLOW = ".github/workflows/ci.yml"
@@ -146,7 +146,7 @@ def test_pre_commit_refuses_a_file_with_conflict_markers(committed, name):
 
 def test_pre_commit_lints_as_make_lint_does(committed, service_bin):
     module = "src/iris_classifier/config.py"
-    environ = {"VENV": str(service_bin.parent)}
+    environ = {"VENV": str(service_bin.parent), **mypy_environment()}
     clean = pre_commit(committed, "run", "lint", "--files", module, **environ)
     assert clean.returncode == 0, clean.stdout
     (committed / module).write_text((committed / module).read_text() + "x=[1,\n2]\n")
@@ -159,6 +159,7 @@ def test_make_clean_removes_caches_and_keeps_the_environment_and_models(committe
         "dist/x.zip",
         ".pytest_cache/v",
         ".ruff_cache/v",
+        ".mypy_cache/v",
         "src/iris_classifier/__pycache__/a.pyc",
     ]
     kept = [".venv/lib/__pycache__/b.pyc", "models/model.npz", "tests/test_cli.py"]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT, run_gate
+from tests.conftest import REPO_ROOT, mypy_environment, run_gate
 
 # Every combination rendered and put through its own lint, types and tests.
 # Minutes, no services: `pytest -m 'not slow'` leaves them out.
@@ -212,14 +212,16 @@ def test_combination_passes_its_own_gates(project, service_bin):
 def assert_passes_its_own_gates(
     project: Path, service_bin: Path, tests: Sequence[str] = ()
 ) -> None:
-    """Fully rendered, its dependencies installable, lint clean, and its own tests pass: all
-    of them, or the files and folders in `tests` that the project has."""
+    """Fully rendered, its dependencies installable, lint and type clean, and its own tests
+    pass: all of them, or the files and folders in `tests` that the project has."""
     assert not leftover_jinja(project)
     assert declared_dependencies(project) <= service_requirements(), (
         "tests/service-requirements.txt must list every dependency a rendered project declares"
     )
     run_gate([str(service_bin / "ruff"), "check", "."], project)
     run_gate([str(service_bin / "ruff"), "format", "--check", "."], project)
+    # `make typecheck`: the files and settings are the project's own (pyproject.toml).
+    run_gate([str(service_bin / "mypy")], project, mypy_environment())
     # A temporary folder of its own: pytest's shared, numbered ones race between the many
     # pytest processes of this suite (a warning on cleanup, which the project makes an error).
     basetemp = project.with_name(f"{project.name}-pytest")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -42,10 +42,11 @@ def evaluate_csv(model: TrainedModel, source: Path) -> dict[str, float]:
     features, target = read_features(
         source, model.feature_names, target_name, model.schema.types_by_name
     )
+    assert target is not None  # asked for by name: read_features reads it or raises
     return metrics.score(_as_training_labels(model, target), _predict(model, features, source))
 
 
-def _predict(model: TrainedModel, features: np.ndarray, source: Path) -> list:
+def _predict(model: TrainedModel, features: np.ndarray, source: Path) -> list[Any]:
     """The model's predictions; a row it has no finite output for is named by its CSV line."""
     try:
         return model.predict(features)
@@ -54,7 +55,7 @@ def _predict(model: TrainedModel, features: np.ndarray, source: Path) -> list:
         raise TableError(f"{source}, {error.describe(lambda index: f'row {index + 2}')}") from None
 
 
-def _as_training_labels(model: TrainedModel, values: list[str]) -> list:
+def _as_training_labels(model: TrainedModel, values: list[str]) -> list[Any]:
     """CSV cells are text; compare them in the type the model was trained on."""
     if model.metadata["problem_type"] == "regression":
         try:

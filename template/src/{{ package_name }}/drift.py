@@ -124,7 +124,7 @@ def read_reference(model_dir: Path, version: str | None = None) -> dict[str, Any
         else model_dir / "versions" / version / METADATA_NAME
     )
     try:
-        metadata = json.loads(path.read_text(encoding="utf-8"))
+        metadata: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         what = f"model version {version!r}" if version else "model"
         raise DriftError(f"no {what} in {model_dir}: run `make train` first") from None

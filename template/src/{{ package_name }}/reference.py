@@ -66,10 +66,10 @@ def _describe_column(cells: np.ndarray, kind: str) -> dict[str, Any]:
         bin_shares = None
         if quantiles is not None:
             cuts = np.unique(quantiles[1:-1])
-            counts = np.bincount(
+            in_bins = np.bincount(
                 np.searchsorted(cuts, filled, side="right"), minlength=len(cuts) + 1
             )
-            bin_shares = (counts / len(filled)).tolist()
+            bin_shares = (in_bins / len(filled)).tolist()
         return {
             "type": NUMBER,
             "missing": _share(n_rows - len(filled), n_rows),
@@ -78,8 +78,8 @@ def _describe_column(cells: np.ndarray, kind: str) -> dict[str, Any]:
         }
     if kind == BOOLEAN:
         # True/False, or NaN for an empty cell (tables.py); a float array holds 1.0/0.0.
-        filled = [bool(value) for value in cells.tolist() if value == value]
-        keys = ["true" if value else "false" for value in filled]
+        flags = [bool(value) for value in cells.tolist() if value == value]
+        keys = ["true" if value else "false" for value in flags]
     elif kind == CATEGORY:
         keys = [value for value in cells.tolist() if value != ""]
     else:

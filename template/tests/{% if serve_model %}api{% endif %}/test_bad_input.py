@@ -45,7 +45,8 @@ class Sample:
 
 # (rows, status, what the message says): each posted as {"rows": rows}, with as many valid
 # targets for /evaluate. Python's json.dumps writes NaN and Infinity as bare tokens.
-BAD_ROWS = [
+# Any: pytest.param types its values as object, and each case's first is a function.
+BAD_ROWS: list[Any] = [
     pytest.param(
         lambda s: "x", 422, "'rows' must be an array of rows, got a string", id="rows str"
     ),
@@ -106,7 +107,7 @@ BAD_ROWS = [
 ]
 
 # (body, status, what the message says): bodies the same for every endpoint.
-BAD_BODIES = [
+BAD_BODIES: list[Any] = [
     pytest.param(
         lambda s: [s.row], 422, "must be a JSON object, got an array", id="top-level array"
     ),
@@ -122,7 +123,7 @@ BAD_BODIES = [
 ]
 
 # (raw bytes, Content-Type, status, what the message says)
-BAD_REQUESTS = [
+BAD_REQUESTS: list[Any] = [
     pytest.param(b'{"rows": []}', "text/plain", 415, "Content-Type: application/json", id="text"),
     pytest.param(b'{"rows": []}', None, 415, "no Content-Type", id="no content type"),
     pytest.param(
@@ -140,7 +141,7 @@ BAD_REQUESTS = [
 ]
 
 # (body, what the message says): sent to the endpoints that also take {"row": ...}.
-BAD_SINGLE_ROWS = [
+BAD_SINGLE_ROWS: list[Any] = [
     pytest.param(lambda s: {"row": "x"}, "row: must be an object keyed by", id="string"),
     pytest.param(lambda s: {"row": s.values[:-1]}, "row: {short} values, expected", id="short"),
     pytest.param(lambda s: {"row": s.row_without_first()}, "row: missing feature(s)", id="missing"),

@@ -59,8 +59,8 @@ def read_window(
 
     Raises SQLAlchemyError while the database is unavailable.
     """
-    inputs = cast(Prediction.inputs, Text).label("inputs")
-    query = select(Prediction.created_at, inputs).order_by(Prediction.id.desc())
+    inputs_text = cast(Prediction.inputs, Text).label("inputs")
+    query = select(Prediction.created_at, inputs_text).order_by(Prediction.id.desc())
     if model_version is not None:
         query = query.where(Prediction.model_version == model_version)
     if since is not None:
