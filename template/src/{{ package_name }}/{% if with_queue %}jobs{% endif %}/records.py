@@ -45,7 +45,8 @@ def reachable() -> Iterator[None]:
 
 
 def load(job_id: str) -> dict[str, Any] | None:
-    return backend.huey.get(RECORD + job_id, peek=True)
+    record: dict[str, Any] | None = backend.huey.get(RECORD + job_id, peek=True)
+    return record
 
 
 def save(record: dict[str, Any]) -> None:
@@ -59,7 +60,8 @@ def forget(job_id: str) -> None:
 
 def queued_count() -> int:
     """Jobs waiting in the queue for a worker."""
-    return backend.huey.pending_count()
+    pending: int = backend.huey.pending_count()
+    return pending
 
 
 def count_finished(kind: str, status: str) -> None:
@@ -128,7 +130,8 @@ def take_training_lock(job_id: str) -> bool:
         return False
     log.warning("retraining job %s died holding the training lock: taking it over", holder)
     huey.delete(TRAINING_LOCK)
-    return huey.put_if_empty(TRAINING_LOCK, job_id)
+    taken: bool = huey.put_if_empty(TRAINING_LOCK, job_id)
+    return taken
 
 
 def release_training_lock(job_id: str) -> None:
