@@ -9,7 +9,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # What makes up the template: what a template repository built from this checkout holds.
-TEMPLATE_PATHS = ["copier.yml", "template", "hooks", "extensions"]
+TEMPLATE_PATHS = ["copier.yml", "template", "hooks", "extensions", "includes"]
 # The version this checkout will be released as: the tag a snapshot gets.
 TEMPLATE_VERSION = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"]
 GIT = ["git", "-c", "user.name=snapshot", "-c", "user.email=snapshot@localhost"]

@@ -198,6 +198,9 @@ COMBINATIONS = {
 
 # Openings are enough: a closing "}}" is ordinary Python (nested dict literals).
 UNRENDERED = re.compile(r"\{\{|\{%|%\}|\{#")
+# Generated files carry reasons, not measurements: the figures live in this repository's
+# bench/, which a generated project does not have.
+MEASURED = re.compile(r"\bbench/|\d\s*(µs|us|ns)\b|\d\s*req/s\b|\d\s*requests?/s\b")
 
 
 @pytest.fixture(params=COMBINATIONS.values(), ids=COMBINATIONS.keys())
@@ -215,6 +218,7 @@ def assert_passes_its_own_gates(
     """Fully rendered, its dependencies installable, lint and type clean, and its own tests
     pass: all of them, or the files and folders in `tests` that the project has."""
     assert not leftover_jinja(project)
+    assert not lines_matching(project, MEASURED), "a measured figure or bench/ in a generated file"
     assert declared_dependencies(project) <= service_requirements(), (
         "tests/service-requirements.txt must list every dependency a rendered project declares"
     )
@@ -234,11 +238,16 @@ def assert_passes_its_own_gates(
 
 def leftover_jinja(project: Path) -> list[str]:
     """Files (and lines) where template syntax survived rendering."""
+    return lines_matching(project, UNRENDERED)
+
+
+def lines_matching(project: Path, pattern: re.Pattern[str]) -> list[str]:
+    """Every `file:line: text` of the project where `pattern` is found."""
     found = []
     for path in project.rglob("*"):
         if path.is_file() and ".git" not in path.parts:
             for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
-                if UNRENDERED.search(line):
+                if pattern.search(line):
                     found.append(f"{path.relative_to(project)}:{number}: {line.strip()}")
     return found
 
