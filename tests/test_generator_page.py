@@ -22,6 +22,7 @@ import pytest
 import yaml
 from copier import run_copy, run_update
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -110,7 +111,9 @@ def browser(downloads) -> Iterator[webdriver.Chrome]:
 
 
 def settled(browser: webdriver.Chrome) -> WebDriverWait:
-    return WebDriverWait(browser, 30)
+    # The page redraws a question when an answer changes: an element found just before a
+    # redraw is stale, and the next poll finds the new one.
+    return WebDriverWait(browser, 30, ignored_exceptions=(StaleElementReferenceException,))
 
 
 def question(browser: webdriver.Chrome, name: str):
