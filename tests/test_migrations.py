@@ -25,19 +25,24 @@ PACKAGE = Path("src", "iris_classifier")
 V1_FIXTURE = REPO_ROOT / "tests" / "fixtures" / "template-0.1.0.tar.gz"
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    """A template repository holding 0.1.0 (from the fixture) and this version, both tagged."""
-    repo = tmp_path_factory.mktemp("template")
-    with tarfile.open(V1_FIXTURE) as archive:
+def released_and_current(repo: Path, fixture: Path, released: str) -> Path:
+    """A template repository at `repo`: the release in `fixture`, then this version, both
+    committed and tagged."""
+    with tarfile.open(fixture) as archive:
         archive.extractall(repo, filter="data")
     git(repo, "init", "-q")
-    commit_all(repo, "0.1.0")
-    git(repo, "tag", "0.1.0")
+    commit_all(repo, released)
+    git(repo, "tag", released)
     put_template(repo)
     commit_all(repo, TEMPLATE_VERSION)
     git(repo, "tag", TEMPLATE_VERSION)
     return repo
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    """A template repository holding 0.1.0 (from the fixture) and this version, both tagged."""
+    return released_and_current(tmp_path_factory.mktemp("template"), V1_FIXTURE, "0.1.0")
 
 
 def copy_v1(template, destination, **answers):
@@ -107,16 +112,7 @@ JOB_ANSWERS = {"task_queue": "sqlite", "apis": ["predict", "predict_proba", "eva
 @pytest.fixture(scope="module")
 def template_v6(tmp_path_factory):
     """A template repository holding 0.6.0 (from the fixture) and this version, both tagged."""
-    repo = tmp_path_factory.mktemp("template-v6")
-    with tarfile.open(V6_FIXTURE) as archive:
-        archive.extractall(repo, filter="data")
-    git(repo, "init", "-q")
-    commit_all(repo, "0.6.0")
-    git(repo, "tag", "0.6.0")
-    put_template(repo)
-    commit_all(repo, TEMPLATE_VERSION)
-    git(repo, "tag", TEMPLATE_VERSION)
-    return repo
+    return released_and_current(tmp_path_factory.mktemp("template-v6"), V6_FIXTURE, "0.6.0")
 
 
 def test_the_tasks_module_of_0_6_becomes_the_jobs_package(template_v6, tmp_path):
