@@ -70,7 +70,7 @@ def count_finished(kind: str, status: str) -> None:
     Counted in the queue's store, not in the worker's memory: the worker runs in another
     process, often another container or machine, which GET /metrics cannot read.
     """
-    backend.huey.storage.incr(f"{FINISHED_COUNTER}{kind}:{status}")
+    backend.huey.storage.incr(_finished_key(kind, status))
 
 
 def finished_counts() -> dict[tuple[str, str], int]:
@@ -78,10 +78,14 @@ def finished_counts() -> dict[tuple[str, str], int]:
     # Adding 0 is the storage API's atomic read; every pair is listed, 0 until it happens.
     storage = backend.huey.storage
     return {
-        (kind, status): storage.incr(f"{FINISHED_COUNTER}{kind}:{status}", 0)
+        (kind, status): storage.incr(_finished_key(kind, status), 0)
         for kind in KINDS
         for status in FINISHED
     }
+
+
+def _finished_key(kind: str, status: str) -> str:
+    return f"{FINISHED_COUNTER}{kind}:{status}"
 
 
 @contextmanager
