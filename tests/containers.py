@@ -349,19 +349,24 @@ def running_container(image: str, name: str, **kwargs) -> Iterator[Container]:
 
 
 def lock_requirements(project: Path, service_bin: Path) -> None:
-    """The project's `make lock`, done once per pyproject.toml and kept in build/: pip-compile
-    takes minutes, and the image tests' projects share a few pyproject.toml files. The lock
-    files are copied in after it, so that make sees them up to date."""
-    key = hashlib.sha256((project / "pyproject.toml").read_bytes()).hexdigest()[:16]
+    """The project's `make lock`, done once per pyproject.toml and Makefile and kept in build/:
+    pip-compile takes minutes, and the image tests' projects and test_make_lock share a few
+    of them. The lock files are copied in after it, so that make sees them up to date."""
+    inputs = b"".join((project / name).read_bytes() for name in ("pyproject.toml", "Makefile"))
+    key = hashlib.sha256(inputs).hexdigest()[:16]
     cached = WORK_DIR / "locks" / key
-    if not cached.is_dir():
-        run_gate(["make", "lock", f"VENV={service_bin.parent}"], project)
-        staging = cached.with_name(f"{key}.{os.getpid()}")
-        staging.mkdir(parents=True)
-        for lock_file in project.glob("requirements*.lock"):
-            shutil.copy(lock_file, staging)
-        shutil.rmtree(cached, ignore_errors=True)
-        staging.rename(cached)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    # xdist workers asking for the same lock wait for the one making it, rather than each
+    # running pip-compile.
+    with cached.with_suffix(".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not cached.is_dir():
+            run_gate(["make", "lock", f"VENV={service_bin.parent}"], project)
+            staging = cached.with_name(f"{key}.{os.getpid()}")
+            staging.mkdir()
+            for lock_file in project.glob("requirements*.lock"):
+                shutil.copy(lock_file, staging)
+            staging.rename(cached)
     # requirements-train.lock is made from requirements.lock: it must be the newer.
     now = time.time()
     for offset, lock_file in enumerate(sorted(cached.iterdir())):

@@ -32,6 +32,7 @@ import pytest
 import yaml
 
 from tests.conftest import render, render_refused, run_gate, system_tool
+from tests.containers import lock_requirements
 from tests.test_render_matrix import assert_passes_its_own_gates
 
 # Rendered stacks checked by nginx -t, gunicorn --check-config and hadolint.
@@ -417,9 +418,10 @@ def test_the_compose_schema_refuses_a_broken_file():
 def test_make_lock_pins_every_runtime_dependency_with_its_hashes(
     copier_template, tmp_path, service_bin
 ):
-    """What the Dockerfile's builder installs: every dependency pinned, installable by hash."""
+    """What the Dockerfile's builder installs: every dependency pinned, installable by hash.
+    `make lock` runs once per pyproject.toml and Makefile: the default image's test shares it."""
     project = render(copier_template, tmp_path / "project", {})
-    run_gate(["make", "lock", f"VENV={service_bin.parent}"], project)
+    lock_requirements(project, service_bin)
     lock = (project / "requirements.lock").read_text()
     pinned = set(re.findall(r"^([a-z0-9-]+)==\S+ \\$", lock, re.MULTILINE))
     pyproject = tomllib.loads((project / "pyproject.toml").read_text())["project"]
