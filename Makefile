@@ -34,25 +34,30 @@ $(VENV)/.render-installed: pyproject.toml
 	$(VENV)/bin/python -m pip install --group render
 	touch $@
 
-# Copier, its extensions and the test tools.
+# Copier, its extensions and the test tools. uv installs the suite's environments: the same
+# packages from the same index as pip, in seconds rather than the minutes pip spends on each of
+# the four the suite needs before it starts.
+UV := $(VENV)/bin/uv
+
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet --group dev
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv
+	$(UV) pip install --quiet --python $(VENV)/bin/python --group dev
 	touch $@
 
-# One environment shared by every rendered project in the render matrix.
-$(SERVICE_VENV)/.installed: tests/service-requirements.txt
+# One environment shared by every rendered project in the render matrix. With pip in it, at its
+# latest: the projects' `make lock` (pip-tools) and the lock's install check run it.
+$(SERVICE_VENV)/.installed: tests/service-requirements.txt | $(VENV)/.installed
 	$(PYTHON) -m venv $(SERVICE_VENV)
-	$(SERVICE_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(SERVICE_VENV)/bin/python -m pip install --quiet -r tests/service-requirements.txt
+	$(UV) pip install --quiet --python $(SERVICE_VENV)/bin/python --upgrade pip \
+		--requirement tests/service-requirements.txt
 	touch $@
 
 # The same environment on another Python, for the compatibility tests.
-build/service-venv-%/.installed: tests/service-requirements.txt
+build/service-venv-%/.installed: tests/service-requirements.txt | $(VENV)/.installed
 	$(firstword $(wildcard $(PYENV_ROOT)/versions/$*.*/bin/python)) -m venv build/service-venv-$*
-	build/service-venv-$*/bin/python -m pip install --quiet --upgrade pip
-	build/service-venv-$*/bin/python -m pip install --quiet -r tests/service-requirements.txt
+	$(UV) pip install --quiet --python build/service-venv-$*/bin/python --upgrade pip \
+		--requirement tests/service-requirements.txt
 	touch $@
 
 clean:
