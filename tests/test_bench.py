@@ -19,7 +19,7 @@ from configparser import ConfigParser
 import pytest
 
 from bench import peers
-from bench.report import kept_sections, write_section
+from bench.report import Summary, kept_sections, ratio, write_section
 from harness.processes import session_processes
 from tests.conftest import REPO_ROOT, render, require_postgres, system_tool
 from tests.test_stack_configs import check_nginx
@@ -140,3 +140,13 @@ def test_the_sections_other_scripts_write_survive_a_rewrite_of_the_results(tmp_p
     assert text.startswith("# Benchmark results\n\n## Targets\n\n- old\n")
     # run.py writes its own sections, then what kept_sections found: Image first, then Drift.
     assert kept_sections(results) == "\n## Image\n\nthe image\n\n## Drift\n\nsecond\n"
+
+
+def test_a_ratio_pairs_the_stacks_round_by_round():
+    """The machine slowed down by half between two rounds; within each round the stack was at
+    0.9x its reference. The ratio of the means would say 0.93x."""
+    stack = Summary(rps=1350, p50_ms=1, p99_ms=1, spread=0, errors=0, rounds=[1800, 900])
+    reference = Summary(rps=1500, p50_ms=1, p99_ms=1, spread=0, errors=0, rounds=[2000, 1000])
+    assert ratio(stack, reference) == pytest.approx(0.9)
+    unpaired = Summary(rps=1350, p50_ms=1, p99_ms=1, spread=0, errors=0, rounds=[1350])
+    assert ratio(unpaired, reference) == pytest.approx(0.9)
