@@ -46,7 +46,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # One environment shared by every rendered project in the render matrix. With pip in it, at its
-# latest: the projects' `make lock` (pip-tools) and the lock's install check run it.
+# latest: test_make_lock checks with it that the lock installs.
 $(SERVICE_VENV)/.installed: tests/service-requirements.txt | $(VENV)/.installed
 	$(PYTHON) -m venv $(SERVICE_VENV)
 	$(UV) pip install --quiet --python $(SERVICE_VENV)/bin/python --upgrade pip \

@@ -350,14 +350,13 @@ def running_container(image: str, name: str, **kwargs) -> Iterator[Container]:
 
 def lock_requirements(project: Path, service_bin: Path) -> None:
     """The project's `make lock`, done once per pyproject.toml and Makefile and kept in build/:
-    pip-compile takes minutes, and the image tests' projects and test_make_lock share a few
-    of them. The lock files are copied in after it, so that make sees them up to date."""
+    the image tests' projects and test_make_lock share a few of them. The lock files are
+    copied in after it, so that make sees them up to date."""
     inputs = b"".join((project / name).read_bytes() for name in ("pyproject.toml", "Makefile"))
     key = hashlib.sha256(inputs).hexdigest()[:16]
     cached = WORK_DIR / "locks" / key
     cached.parent.mkdir(parents=True, exist_ok=True)
-    # xdist workers asking for the same lock wait for the one making it, rather than each
-    # running pip-compile.
+    # xdist workers asking for the same lock wait for the one making it.
     with cached.with_suffix(".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not cached.is_dir():
