@@ -14,12 +14,13 @@ import pytest
 import yaml
 from copier import run_copy
 
-# The template's paths, its version and copy_template are harness/template.py's, shared with
-# bench/; the tests import them from here.
+# The template's paths, its version, copy_template and snapshot_template are
+# harness/template.py's, shared with bench/; the tests import them from here.
 from harness.postgres import postgres_bin
 from harness.template import TEMPLATE_PATHS as TEMPLATE_PATHS
 from harness.template import TEMPLATE_VERSION as TEMPLATE_VERSION
 from harness.template import copy_template as copy_template
+from harness.template import snapshot_template as snapshot_template
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

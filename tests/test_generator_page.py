@@ -31,9 +31,9 @@ from werkzeug.serving import make_server
 
 from generator.app import create_app
 from tests.conftest import (
-    TEMPLATE_PATHS,
     TEMPLATE_VERSION,
     copy_template,
+    snapshot_template,
     system_tool,
 )
 from tests.test_render_matrix import assert_passes_its_own_gates
@@ -58,12 +58,7 @@ def git(cwd: Path, *args: str) -> str:
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> Path:
     """The template as a git repository with one tagged version, as users clone it."""
-    repo = copy_template(tmp_path_factory.mktemp("page") / "template")
-    git(repo, "init", "-q")
-    git(repo, "add", *TEMPLATE_PATHS)
-    git(repo, "commit", "-q", "-m", "template")
-    git(repo, "tag", TEMPLATE_VERSION)
-    return repo
+    return snapshot_template(tmp_path_factory.mktemp("page") / "template")
 
 
 @contextmanager

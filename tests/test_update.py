@@ -20,6 +20,7 @@ from tests.conftest import (
     TEMPLATE_VERSION,
     render_refused,
     run_gate,
+    snapshot_template,
 )
 
 # copier copy, then copier update between versions and answers.
@@ -45,12 +46,7 @@ def commit_all(cwd: Path, message: str) -> None:
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> Path:
     """The template as a git repository with one tagged version (what copier copy resolves)."""
-    repo = tmp_path_factory.mktemp("template")
-    put_template(repo)
-    git(repo, "init", "-q")
-    commit_all(repo, "template")
-    git(repo, "tag", TEMPLATE_VERSION)
-    return repo
+    return snapshot_template(tmp_path_factory.mktemp("update") / "template")
 
 
 def put_template(repo: Path) -> None:
@@ -339,12 +335,7 @@ def test_user_edits_survive_apis_turning_on_and_off(template, tmp_path, service_
 def test_pinned_feature_types_survive_a_new_template_version(tmp_path):
     """features.toml is the user's once rendered: a version that changes the template's
     copy of it (its comments) leaves the user's pins as they wrote them."""
-    repo = tmp_path / "template"
-    repo.mkdir()
-    put_template(repo)
-    git(repo, "init", "-q")
-    commit_all(repo, "template")
-    git(repo, "tag", TEMPLATE_VERSION)
+    repo = snapshot_template(tmp_path / "template")
     project = copy(repo, tmp_path / "project", training_data="csv")
     pins = project / "features.toml"
     pins.write_text(pins.read_text() + 'zip_code = "category"\n')
