@@ -38,6 +38,8 @@ $(VENV)/.render-installed: pyproject.toml
 # packages from the same index as pip, in seconds rather than the minutes pip spends on each of
 # the four the suite needs before it starts.
 UV := $(VENV)/bin/uv
+# The machine's certificate store, as pip uses it (a proxy's certificate authority included).
+export UV_SYSTEM_CERTS := 1
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
