@@ -8,6 +8,6 @@
 
 The process and template helpers it shares with tests/ are in harness/. The other scripts
 here (image.py, auth_cost.py, drift_cost.py) measure one thing each and keep their section of
-RESULTS.md; null_app.py and plain_app.py are the reference apps gunicorn serves, and peers.py
-the MLflow and BentoML stacks.
+RESULTS.md; null_app.py and plain_app.py are the reference apps gunicorn serves, counted_worker.py
+the worker auth_cost.py counts instructions in, and peers.py the MLflow and BentoML stacks.
 """

@@ -1,135 +1,194 @@
-"""What the API-key check costs a request, in CPU time, measured in process.
+"""What the API-key check costs the default service, counted in instructions, not timed.
 
-    .venv/bin/python bench/auth_cost.py            # ~1 min; prints the figures, writes nothing
+    .venv/bin/python bench/auth_cost.py            # ~8 min; needs valgrind; writes nothing
 
 bench/run.py's `keys` stack beside `service` compares their throughput through the whole
-stack, which needs a quiet machine: the check's microseconds are far inside the run-to-run
-spread of a loaded one. This measures them directly, robust to other load. The default
-service rendered with auth=api_key (three keys, the last one sent) and trained, then in one
-process two apps of it: as rendered (on), and the same with its key check removed (off).
-Each is called as gunicorn's worker calls it behind nginx (the WSGI app, BEHIND_NGINX) with
-POST /predict of one row, in alternating blocks; CPU time (not wall time) per request, the
-smallest block of each. And the check alone, called in a loop within one request's context.
+stack, but on a shared 2-core machine two identical stacks differ by several percent from run
+to run (bench/RESULTS.md): a 2% cost is inside that noise. The instructions a process executes
+are not: this counts them. The default service is rendered twice, with auth=none and
+auth=api_key (three keys, the last one sent), both serving the same trained model, and each
+runs as the stack runs it (`gunicorn --config deploy/gunicorn.conf.py`, one sync worker) under
+Valgrind's callgrind. It takes one-row POST /predict requests on its unix socket, as nginx
+sends them; callgrind counts the instructions of each connection the worker handles, and only
+those (bench/counted_worker.py). Three runs: auth=none; auth=none sent the key's header all
+the same (what carrying a key costs: gunicorn parses every header, and copies it into the WSGI
+environ and its access-log fields); auth=api_key (what checking it adds). Counted, not timed,
+the figures are the same from run to run, whatever else the machine does.
 
-Divided by the app's CPU time per request, the check's cost bounds what it can take of the
-stack's throughput from above: the stack also spends CPU in nginx and gunicorn
-(bench/RESULTS.md, the CPU table), which the check does not touch.
+Each cost's share of the worker's instructions per request bounds the throughput it takes
+from above: nginx also works on every request, and is not counted here.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
+import socket
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/ imports as a package
 
 from bench.load import IRIS_ROWS
-from bench.projects import SERVICE_VENV, render, snapshot_template, train
+from bench.projects import BENCH, SERVICE_VENV, render, snapshot_template, train
 from bench.stacks import API_KEY, OTHER_API_KEYS
 
-BLOCKS = 15
-REQUESTS = 2000  # per block
-CHECKS = 20000  # key checks alone, per block
-KEYS = [*OTHER_API_KEYS, API_KEY]
-
-# Runs in the service environment, from the project folder; prints one JSON line of results.
-CHILD = """
-import functools, io, json, sys, time
-from iris_classifier.app import create_app
-
-blocks, requests, checks = map(int, sys.argv[2:5])
-key = sys.argv[5]
-body = json.dumps({"row": json.loads(sys.argv[1])}).encode()
-apps = {"on": create_app({"BEHIND_NGINX": True}), "off": create_app({"BEHIND_NGINX": True})}
-(check,) = [f for f in apps["on"].before_request_funcs[None] if isinstance(f, functools.partial)]
-apps["off"].before_request_funcs[None].remove(
-    next(f for f in apps["off"].before_request_funcs[None] if isinstance(f, functools.partial))
-)
+REQUESTS = 200
+WARM_UP = 20  # requests not counted: lazy imports, the first metric files
+READY_WITHIN = 600  # seconds for gunicorn to start under Valgrind (imports run ~50x slower)
+BODY = json.dumps({"row": IRIS_ROWS[0]}).encode()
 
 
-def environ(with_key):
-    return {
-        "REQUEST_METHOD": "POST", "PATH_INFO": "/predict", "SCRIPT_NAME": "",
-        "QUERY_STRING": "", "SERVER_NAME": "localhost", "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.0", "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body),
-        "wsgi.errors": sys.stderr, "wsgi.multithread": False, "wsgi.multiprocess": True,
-        "wsgi.run_once": False, "wsgi.version": (1, 0), "CONTENT_TYPE": "application/json",
-        "CONTENT_LENGTH": str(len(body)), "HTTP_HOST": "localhost", "HTTP_X_REAL_IP": "127.0.0.1",
-        **({"HTTP_X_API_KEY": key} if with_key else {}),
+def request_bytes(headers: dict[str, str]) -> bytes:
+    """One POST /predict as nginx forwards it to gunicorn (deploy/nginx.conf's proxy headers)."""
+    lines = [
+        "POST /predict HTTP/1.0",
+        "Host: 127.0.0.1",
+        "X-Real-IP: 127.0.0.1",
+        "X-Forwarded-Proto: http",
+        "X-Request-ID: 4f1b8c2d9e3a4b5c6d7e8f9a0b1c2d3e",
+        "Connection: close",
+        "Content-Type: application/json",
+        f"Content-Length: {len(BODY)}",
+        *(f"{name}: {value}" for name, value in headers.items()),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + BODY
+
+
+def exchange(socket_path: Path, request: bytes) -> bytes:
+    """Send one request on a new connection, as nginx does to a sync worker; the answer."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.settimeout(120)
+        connection.connect(str(socket_path))
+        connection.sendall(request)
+        chunks = []
+        while chunk := connection.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def send(socket_path: Path, request: bytes, count: int) -> None:
+    for _ in range(count):
+        answer = exchange(socket_path, request)
+        if not answer.startswith(b"HTTP/1.0 200") and not answer.startswith(b"HTTP/1.1 200"):
+            raise SystemExit(f"a request was not answered 200:\n{answer[:600].decode()}")
+
+
+def counted(project: Path, environment: dict[str, str], headers: dict[str, str]) -> list[int]:
+    """The worker's instructions for each measured request (bench/counted_worker.py)."""
+    socket_path = project / "run" / "gunicorn.sock"
+    (project / "run").mkdir(exist_ok=True)
+    socket_path.unlink(missing_ok=True)
+    dumps = project / "callgrind"
+    shutil.rmtree(dumps, ignore_errors=True)  # an earlier run's
+    dumps.mkdir()
+    command = [
+        "valgrind",
+        "--tool=callgrind",
+        "--collect-atstart=no",
+        "--toggle-collect=functools_reduce",
+        "--dump-after=functools_reduce",
+        f"--callgrind-out-file={dumps}/out.%p",
+        str(SERVICE_VENV / "bin" / "gunicorn"),
+        "--config",
+        "deploy/gunicorn.conf.py",
+    ]
+    environment = {
+        **environment,
+        "PATH": f"{SERVICE_VENV / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": f"src{os.pathsep}{BENCH}",
+        "PYTHONHASHSEED": "0",  # the same dictionaries, in the same order, in every run
+        # One worker, never timed out while Valgrind slows it, whose connections are counted.
+        "GUNICORN_CMD_ARGS": "--workers 1 --timeout 0 --worker-class counted_worker.CountedWorker",
     }
+    log_path = project / "gunicorn-valgrind.log"
+    with log_path.open("w") as log:
+        master = subprocess.Popen(
+            command, cwd=project, env=environment, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            deadline = time.monotonic() + READY_WITHIN
+            while not socket_path.exists():
+                if master.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"gunicorn did not start:\n{log_path.read_text()}")
+                time.sleep(1)
+            # The worker imports the app before it accepts: the first answer waits for it.
+            send(socket_path, request_bytes(headers), WARM_UP + REQUESTS)
+        finally:
+            master.send_signal(signal.SIGTERM)
+            try:
+                master.wait(timeout=300)
+            except subprocess.TimeoutExpired:
+                master.kill()
+    # out.<pid>.<n>: one file a connection, numbered in order, from the worker alone.
+    numbered = sorted(
+        (int(path.name.rsplit(".", 1)[1]), path)
+        for path in dumps.glob("out.*.*")
+        if path.name.rsplit(".", 1)[1].isdigit()
+    )
+    if len(numbered) != WARM_UP + REQUESTS:
+        raise SystemExit(f"{len(numbered)} dumps for {WARM_UP + REQUESTS} requests in {dumps}")
+    return [instructions(path) for _, path in numbered[WARM_UP:]]
 
 
-statuses = []
-def start_response(status, headers, exc_info=None):
-    statuses.append(status)
+def instructions(dump: Path) -> int:
+    """The instructions a callgrind dump counted: its `summary:` (or `totals:`) line."""
+    for line in dump.read_text().splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    raise SystemExit(f"{dump}: no summary line")
 
 
-def block(name):
-    app = apps[name]
-    statuses.clear()
-    started = time.process_time()
-    for _ in range(requests):
-        b"".join(app(environ(name == "on"), start_response))
-    elapsed = time.process_time() - started
-    assert set(statuses) == {"200 OK"}, (name, set(statuses))
-    return elapsed / requests * 1e6
-
-
-def checks_alone():
-    with apps["on"].request_context(environ(True)):
-        started = time.process_time()
-        for _ in range(checks):
-            check()
-        return (time.process_time() - started) / checks * 1e6
-
-
-results = {"on": [], "off": [], "check": []}
-for number in range(blocks + 1):  # the first round warms up, and is dropped
-    order = ["on", "off"] if number % 2 else ["off", "on"]
-    measured = {name: block(name) for name in order}
-    measured["check"] = checks_alone()
-    if number:
-        for name, value in measured.items():
-            results[name].append(value)
-print(json.dumps(results))
-"""
+LABELS = {
+    "off": "auth=none",
+    "carried": "auth=none, sent the key header anyway",
+    "on": "auth=api_key",
+}
 
 
 def main() -> int:
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is not installed (apt-get install valgrind)")
     with tempfile.TemporaryDirectory(prefix="bench-auth-") as scratch:
         work = Path(scratch)
-        print("==> rendering and training the default service with auth=api_key")
+        print("==> rendering the default service with auth=none and auth=api_key; training once")
         template = snapshot_template(work / "template")
-        project = work / "keys"
-        render(template, project, {"auth": "api_key"})
-        train(project)
-        print(f"==> {BLOCKS} rounds of {REQUESTS} requests to each app, and {CHECKS} checks")
-        arguments = [json.dumps(IRIS_ROWS[0]), str(BLOCKS), str(REQUESTS), str(CHECKS)]
-        done = subprocess.run(
-            [str(SERVICE_VENV / "bin" / "python"), "-c", CHILD, *arguments, API_KEY],
-            cwd=project,
-            env={**os.environ, "PYTHONPATH": "src", "API_KEYS": ",".join(KEYS)},
-            capture_output=True,
-            text=True,
-            check=False,
+        off, on = work / "off", work / "on"
+        render(template, off, {})
+        render(template, on, {"auth": "api_key"})
+        train(off)
+        shutil.copytree(off / "models", on / "models", dirs_exist_ok=True)
+        print(f"==> each under callgrind: {WARM_UP} + {REQUESTS} one-row POST /predict")
+        keys = {**os.environ, "API_KEYS": ",".join([*OTHER_API_KEYS, API_KEY])}
+        key_header = {"X-API-Key": API_KEY}
+        results = {
+            "off": counted(off, dict(os.environ), {}),
+            "carried": counted(off, dict(os.environ), key_header),
+            "on": counted(on, keys, key_header),
+        }
+    print(f"the worker's instructions per one-row POST /predict, over {REQUESTS} requests:")
+    for name, label in LABELS.items():
+        values = results[name]
+        print(
+            f"    {label:40} median {statistics.median(values):9,.0f}"
+            f"   (min {min(values):,}, max {max(values):,})"
         )
-        if done.returncode != 0:
-            raise SystemExit(f"the measuring process failed:\n{done.stderr}")
-    results = json.loads(done.stdout.splitlines()[-1])
-    off, on, check = (min(results[name]) for name in ("off", "on", "check"))
-    print(f"app CPU per 1-row POST /predict, best of {BLOCKS} blocks of {REQUESTS}:")
-    for name, label in (("off", "check removed"), ("on", "auth=api_key")):
-        blocks = sorted(round(value) for value in results[name])
-        print(f"    {label:13} {min(results[name]):7.1f} µs   (blocks: {blocks})")
-    print(f"the key check alone: {check:.2f} µs (best of {BLOCKS} blocks of {CHECKS})")
+    off, carried, on = (statistics.median(results[name]) for name in LABELS)
+    for label, cost in (
+        ("carrying the key (gunicorn reads one more header)", carried - off),
+        ("checking it (api/auth.py)", on - carried),
+        ("auth=api_key in all", on - off),
+    ):
+        print(f"{label:52} {cost:8,.0f} instructions a request, {100 * cost / on:.2f}%")
     print(
-        f"its share of the app's CPU per request: {100 * check / off:.1f}% (the check alone), "
-        f"{100 * (on - off) / off:.1f}% (on - off). An upper bound on the stack's throughput it "
-        "takes: nginx and gunicorn spend CPU on every request too"
+        "of the worker's: each an upper bound on the throughput it takes (nginx's share of "
+        "every request is not counted here, and a key adds little to it)"
     )
     return 0
 
