@@ -294,6 +294,7 @@ def write_results(
 KEPT_SECTIONS = {
     "Image": "bench/image.py",
     "Drift": "bench/drift_cost.py",
+    "API keys": "bench/auth_cost.py",
 }
 
 
