@@ -1,6 +1,6 @@
 """What the API-key check costs the default service, counted in instructions, not timed.
 
-    .venv/bin/python bench/auth_cost.py            # ~8 min; needs valgrind; writes nothing
+    .venv/bin/python bench/auth_cost.py     # ~8 min; needs valgrind; its section of RESULTS.md
 
 bench/run.py's `keys` stack beside `service` compares their throughput through the whole
 stack, but on a shared 2-core machine two identical stacks differ by several percent from run
@@ -13,7 +13,8 @@ sends them; callgrind counts the instructions of each connection the worker hand
 those (bench/counted_worker.py). Three runs: auth=none; auth=none sent the key's header all
 the same (what carrying a key costs: gunicorn parses every header, and copies it into the WSGI
 environ and its access-log fields); auth=api_key (what checking it adds). Counted, not timed,
-the figures are the same from run to run, whatever else the machine does.
+the figures do not move with whatever else the machine does; runs differ by a few thousand
+instructions a request (temporary paths, timestamps and model versions differ).
 
 Each cost's share of the worker's instructions per request bounds the throughput it takes
 from above: nginx also works on every request, and is not counted here.
@@ -21,6 +22,7 @@ from above: nginx also works on every request, and is not counted here.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -31,12 +33,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/ imports as a package
 
 from bench.load import IRIS_ROWS
-from bench.projects import BENCH, SERVICE_VENV, render, snapshot_template, train
+from bench.projects import BENCH, RESULTS, SERVICE_VENV, render, snapshot_template, train
+from bench.report import write_section
 from bench.stacks import API_KEY, OTHER_API_KEYS
 
 REQUESTS = 200
@@ -145,6 +149,7 @@ def instructions(dump: Path) -> int:
     raise SystemExit(f"{dump}: no summary line")
 
 
+TARGET_PERCENT = 2
 LABELS = {
     "off": "auth=none",
     "carried": "auth=none, sent the key header anyway",
@@ -152,7 +157,49 @@ LABELS = {
 }
 
 
-def main() -> int:
+def section(results: dict[str, list[int]]) -> list[str]:
+    """The "API keys" section of RESULTS.md: instructions per request, and what each part costs."""
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "## API keys",
+        "",
+        f"Written by `python bench/auth_cost.py` on {when}: the instructions gunicorn's worker "
+        f"executes per one-row POST /predict under callgrind, over {REQUESTS} requests after "
+        f"{WARM_UP} not counted (runs differ by a few thousand: paths, times and versions differ, "
+        "not the machine's load). Each cost's share of the worker's "
+        "instructions bounds the throughput it takes from above (nginx's work per request is "
+        f"not counted). Target (issue 15): auth=api_key, all in, <= {TARGET_PERCENT}%.",
+        "",
+        "| worker | instructions per request (median) | min | max |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for name, label in LABELS.items():
+        values = results[name]
+        lines.append(
+            f"| {label} | {statistics.median(values):,.0f} | {min(values):,} | {max(values):,} |"
+        )
+    off, carried, on = (statistics.median(results[name]) for name in LABELS)
+    lines += ["", "| cost | instructions per request | share of the worker's | target |"]
+    lines.append("| --- | ---: | ---: | --- |")
+    for label, cost in (
+        ("carrying the key: gunicorn parses one more header", carried - off),
+        ("checking it: api/auth.py", on - carried),
+        ("auth=api_key, all in", on - off),
+    ):
+        share = 100 * cost / on
+        target = ""
+        if label.startswith("auth=api_key"):
+            met = "met" if share <= TARGET_PERCENT else "NOT met"
+            target = f"<= {TARGET_PERCENT}%: {met}"
+        lines.append(f"| {label} | {cost:,.0f} | {share:.2f}% | {target} |")
+    return [*lines, ""]
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output", type=Path, default=RESULTS, help="default: %(default)s")
+    parser.add_argument("--no-write", action="store_true", help="print the section only")
+    arguments = parser.parse_args(argv)
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
     with tempfile.TemporaryDirectory(prefix="bench-auth-") as scratch:
@@ -172,26 +219,13 @@ def main() -> int:
             "carried": counted(off, dict(os.environ), key_header),
             "on": counted(on, keys, key_header),
         }
-    print(f"the worker's instructions per one-row POST /predict, over {REQUESTS} requests:")
-    for name, label in LABELS.items():
-        values = results[name]
-        print(
-            f"    {label:40} median {statistics.median(values):9,.0f}"
-            f"   (min {min(values):,}, max {max(values):,})"
-        )
-    off, carried, on = (statistics.median(results[name]) for name in LABELS)
-    for label, cost in (
-        ("carrying the key (gunicorn reads one more header)", carried - off),
-        ("checking it (api/auth.py)", on - carried),
-        ("auth=api_key in all", on - off),
-    ):
-        print(f"{label:52} {cost:8,.0f} instructions a request, {100 * cost / on:.2f}%")
-    print(
-        "of the worker's: each an upper bound on the throughput it takes (nginx's share of "
-        "every request is not counted here, and a key adds little to it)"
-    )
+    lines = section(results)
+    print("\n".join(lines))
+    if not arguments.no_write:
+        write_section(arguments.output, lines)
+        print(f"written: {arguments.output}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
