@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -248,4 +249,12 @@ def run_worker(directory: Path) -> int:
         backend.settings.workers,
     )
     consumer.run()
+    if threading.active_count() > 1:
+        # Stopped at once (SIGTERM): huey returns with its job threads still in the jobs it
+        # queued again. Finalizing the interpreter around them can abort the process (a thread
+        # in a model's native code is unwound when it next asks for the GIL, and a C++ runtime
+        # calls terminate), so the worker leaves now, its log written, exiting 0 as asked.
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(0)
     return 0
