@@ -250,10 +250,10 @@ def run_worker(directory: Path) -> int:
     )
     consumer.run()
     if threading.active_count() > 1:
-        # Stopped at once (SIGTERM): huey returns with its job threads still in the jobs it
-        # queued again. Finalizing the interpreter around them can abort the process (a thread
-        # in a model's native code is unwound when it next asks for the GIL, and a C++ runtime
-        # calls terminate), so the worker leaves now, its log written, exiting 0 as asked.
+        # Threads still running: after SIGTERM, huey returns with its job threads still in the
+        # jobs it queued again. Finalizing the interpreter around them can abort the process (a
+        # thread in a model's native code is unwound when it next asks for the GIL, and a C++
+        # runtime calls terminate), so the worker leaves now, its log written, exiting 0.
         logging.shutdown()
         sys.stdout.flush()
         os._exit(0)
