@@ -19,9 +19,9 @@ request_id: ContextVar[str] = ContextVar("request_id", default="")
 
 def record_request_id(record: logging.LogRecord) -> str:
     """The request id of a log line: the request's being served, or for one of gunicorn's access
-    lines (logged once the request is over), the X-Request-ID its response carried."""
+    lines (logged once the request is over), the one the service settled in its WSGI environ."""
     if record.name == "gunicorn.access" and isinstance(record.args, dict):
-        sent = record.args.get("{x-request-id}o", "-")
+        sent = record.args.get("{http_x_request_id}e", "-")
         return "" if sent == "-" else sent
     return request_id.get()
 
