@@ -21,6 +21,7 @@ def record_request_id(record: logging.LogRecord) -> str:
     """The request id of a log line: the request's being served, or for one of gunicorn's access
     lines (logged once the request is over), the one the service settled in its WSGI environ."""
     if record.name == "gunicorn.access" and isinstance(record.args, dict):
+        # gunicorn_logger.AccessLogger makes this field for every line, named or not.
         sent = record.args.get("{http_x_request_id}e", "-")
         return "" if sent == "-" else sent
     return request_id.get()
