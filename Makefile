@@ -41,25 +41,33 @@ UV := $(VENV)/bin/uv
 # The machine's certificate store, as pip uses it (a proxy's certificate authority included).
 export UV_SYSTEM_CERTS := 1
 
+# $(call install,PYTHON,ARGUMENTS): install into PYTHON's environment. uv once died of a
+# segmentation fault on a fresh CI machine, half-way into an environment it installs in seconds
+# everywhere else; an install uv does not finish is run again, then left to pip (slower, the same
+# packages from the same index).
+define install
+	$(UV) pip install --quiet --python $(1) $(2) \
+	|| $(UV) pip install --quiet --python $(1) $(2) \
+	|| { $(1) -m pip install --quiet --upgrade pip && $(1) -m pip install --quiet $(2); }
+endef
+
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv
-	$(UV) pip install --quiet --python $(VENV)/bin/python --group dev
+	$(call install,$(VENV)/bin/python,--group dev)
 	touch $@
 
 # One environment shared by every rendered project in the render matrix. With pip in it, at its
 # latest: test_make_lock checks with it that the lock installs.
 $(SERVICE_VENV)/.installed: tests/service-requirements.txt | $(VENV)/.installed
 	$(PYTHON) -m venv $(SERVICE_VENV)
-	$(UV) pip install --quiet --python $(SERVICE_VENV)/bin/python --upgrade pip \
-		--requirement tests/service-requirements.txt
+	$(call install,$(SERVICE_VENV)/bin/python,--upgrade pip --requirement tests/service-requirements.txt)
 	touch $@
 
 # The same environment on another Python, for the compatibility tests.
 build/service-venv-%/.installed: tests/service-requirements.txt | $(VENV)/.installed
 	$(firstword $(wildcard $(PYENV_ROOT)/versions/$*.*/bin/python)) -m venv build/service-venv-$*
-	$(UV) pip install --quiet --python build/service-venv-$*/bin/python --upgrade pip \
-		--requirement tests/service-requirements.txt
+	$(call install,build/service-venv-$*/bin/python,--upgrade pip --requirement tests/service-requirements.txt)
 	touch $@
 
 clean:
