@@ -4,6 +4,7 @@ gunicorn workers, the prediction store on SQLite, JSON logs.
 - Under load, the scraped request total is exactly what the app answered, a worker SIGKILLed
   and replaced midway: every request sent, less those nginx answered 502 because their worker
   died under them (at most one per kill; the app never answered them).
+  The killed worker's live gauges (requests in progress, the model it served) go with it.
 - A response's request id is in nginx's access log, the app's log and the stored row.
 """
 
@@ -45,13 +46,17 @@ def stack(copier_template, tmp_path_factory, service_bin) -> Iterator[Stack]:
         yield running
 
 
-def predict_requests(stack: Stack) -> float:
-    """The scraped total of POST /predict, every status."""
+def scrape(stack: Stack) -> str:
     response = stack.request("GET", "/metrics")
     assert response.status == 200, response
+    return response.body.decode()
+
+
+def predict_requests(stack: Stack) -> float:
+    """The scraped total of POST /predict, every status."""
     # The exposition's lines, e.g. http_requests_total{method="POST",route="/predict",...} 12.0
     pattern = r'^http_requests_total\{method="POST",route="/predict",status="\d+"\} (\S+)$'
-    return sum(float(value) for value in re.findall(pattern, response.body.decode(), re.M))
+    return sum(float(value) for value in re.findall(pattern, scrape(stack), re.M))
 
 
 def test_the_scraped_total_is_exact_with_a_worker_killed_under_load(stack):
@@ -71,6 +76,13 @@ def test_the_scraped_total_is_exact_with_a_worker_killed_under_load(stack):
     sent = len(load.outcomes)
     stack.timings["requests sent"] = sent
     assert predict_requests(stack) - before == sent - len(died_with_worker)
+    # The killed worker's live gauges went with it (gunicorn_hooks.child_exit): it died in the
+    # middle of a request, and no request but this scrape is in progress now; model_info has
+    # one series per living worker.
+    exposition = scrape(stack)
+    assert re.search(r"^http_requests_in_progress (\S+)$", exposition, re.M)[1] == "1.0"
+    serving = re.findall(r'^model_info\{.*pid="(\d+)".*\} 1\.0$', exposition, re.M)
+    assert sorted(map(int, serving)) == sorted(now)
 
 
 def test_the_request_id_is_in_nginx_log_the_apps_log_and_the_stored_row(stack):

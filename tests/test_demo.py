@@ -1,0 +1,110 @@
+"""The README's first command, `make demo` (scripts/demo.sh), run as a user runs it.
+
+It renders the defaults from this checkout, installs the service into its own fresh `.venv`
+with pip (as on a fresh machine: not the suite's shared environment), trains, serves through
+supervisord, nginx and gunicorn, prints one real prediction and the Swagger URL, and serves until
+Ctrl-C, which must stop every process it started.
+
+`make demo` itself adds one step before the script: Copier and the extensions installed into
+the template's `.venv` (its `render` group), which the suite's own `.venv` already holds.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.processes import free_port, kill_session, session_processes
+from tests.conftest import REPO_ROOT, system_tool
+
+pytestmark = [pytest.mark.live, pytest.mark.slow]
+
+# Rendering, pip installing the service and its training stack into a new .venv, training and
+# starting the stack: about a minute here; pip on a cold cache takes longer.
+WITHIN = 600
+
+
+def read_until(process: subprocess.Popen, marker: str, within: float) -> list[str]:
+    """The lines `process` prints until one starting with `marker` (that one included)."""
+    lines: list[str] = []
+    found = threading.Event()
+
+    def read() -> None:  # a thread: a pipe's readline cannot be given a deadline
+        for line in process.stdout:
+            lines.append(line.rstrip("\n"))
+            if line.startswith(marker):
+                found.set()
+                return
+
+    threading.Thread(target=read, daemon=True).start()
+    if not found.wait(within):
+        output = "\n".join(lines)
+        raise AssertionError(f"no {marker!r} line within {within} s; the demo printed:\n{output}")
+    return lines
+
+
+def get(port: int, path: str) -> tuple[int, str]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        connection.close()
+
+
+def test_the_demo_serves_a_prediction_and_swagger_and_ctrl_c_stops_it(tmp_path):
+    system_tool("nginx")
+    system_tool("curl")
+    port = free_port()
+    destination = tmp_path / "demo-service"
+    # `make demo` puts the template's .venv first on PATH, for copier: this suite's is it.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}:/usr/sbin"
+    demo = subprocess.Popen(
+        [REPO_ROOT / "scripts" / "demo.sh", destination],
+        env={**os.environ, "PATH": path, "PORT": str(port)},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        lines = read_until(demo, "==> Swagger UI:", WITHIN)
+        assert any("through nginx -> gunicorn, under supervisord" in line for line in lines)
+        # The answer to the example row, printed as the service sent it, under the request.
+        [asked] = [i for i, line in enumerate(lines) if line.startswith("==> POST /predict")]
+        answer = json.loads(lines[asked + 1])
+        assert len(answer["predictions"]) == 1
+        assert (
+            answer["predictions"][0]
+            in json.loads((destination / "models" / "metadata.json").read_text())["classes"]
+        )
+        url = lines[-1].split()[3]
+        assert url == f"http://127.0.0.1:{port}/docs/"
+        status, page = get(port, "/docs/")
+        assert status == 200 and "swagger-ui" in page
+        serving = session_processes(demo.pid)
+        assert any("gunicorn" in command for _, command in serving.values())
+
+        # Ctrl-C: the terminal's SIGINT to the foreground process group, the script's.
+        os.killpg(demo.pid, signal.SIGINT)
+        demo.wait(30)
+        deadline = time.monotonic() + 30
+        while session_processes(demo.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert session_processes(demo.pid) == {}, "processes outlived the demo's Ctrl-C"
+        with pytest.raises(OSError):
+            get(port, "/livez")
+    finally:
+        kill_session(demo.pid, demo)
+        demo.stdout.close()
