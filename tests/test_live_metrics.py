@@ -76,9 +76,10 @@ def test_the_scraped_total_is_exact_with_a_worker_killed_under_load(stack):
     sent = len(load.outcomes)
     stack.timings["requests sent"] = sent
     assert predict_requests(stack) - before == sent - len(died_with_worker)
-    # The killed worker's live gauges went with it (gunicorn_hooks.child_exit): it died in the
-    # middle of a request, and no request but this scrape is in progress now; model_info has
-    # one series per living worker.
+    # The killed worker's live gauges went with it (gunicorn_hooks.child_exit): killed under
+    # load, it was most likely answering a request, yet none but this scrape is in progress
+    # now; and model_info, which every worker sets once it starts, has one series per living
+    # worker.
     exposition = scrape(stack)
     assert re.search(r"^http_requests_in_progress (\S+)$", exposition, re.M)[1] == "1.0"
     serving = re.findall(r'^model_info\{.*pid="(\d+)".*\} 1\.0$', exposition, re.M)
