@@ -14,9 +14,11 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -36,19 +38,21 @@ WITHIN = 600
 def read_until(process: subprocess.Popen, marker: str, within: float) -> list[str]:
     """The lines `process` prints until one starting with `marker` (that one included)."""
     lines: list[str] = []
-    found = threading.Event()
 
     def read() -> None:  # a thread: a pipe's readline cannot be given a deadline
-        for line in process.stdout:
-            lines.append(line.rstrip("\n"))
-            if line.startswith(marker):
-                found.set()
-                return
+        try:
+            for line in process.stdout:
+                lines.append(line.rstrip("\n"))
+                if line.startswith(marker):
+                    return
+        finally:
+            done.set()  # the marker, or the script's end
 
+    done = threading.Event()
     threading.Thread(target=read, daemon=True).start()
-    if not found.wait(within):
+    if not done.wait(within) or not lines or not lines[-1].startswith(marker):
         output = "\n".join(lines)
-        raise AssertionError(f"no {marker!r} line within {within} s; the demo printed:\n{output}")
+        raise AssertionError(f"no {marker!r} line (in {within} s, before it ended):\n{output}")
     return lines
 
 
@@ -62,11 +66,14 @@ def get(port: int, path: str) -> tuple[int, str]:
         connection.close()
 
 
-def test_the_demo_serves_a_prediction_and_swagger_and_ctrl_c_stops_it(tmp_path):
+def test_the_demo_serves_a_prediction_and_swagger_and_ctrl_c_stops_it():
     system_tool("nginx")
     system_tool("curl")
     port = free_port()
-    destination = tmp_path / "demo-service"
+    # A short folder, not pytest's: supervisord binds its control socket at the project's
+    # run/supervisor.sock.<pid>, an absolute path that must fit in 107 bytes, and pytest's
+    # folders under xdist leave too little of it (a known limit of make serve, not the demo's).
+    destination = Path(tempfile.mkdtemp(prefix="demo-")) / "demo-service"
     # `make demo` puts the template's .venv first on PATH, for copier: this suite's is it.
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}:/usr/sbin"
     demo = subprocess.Popen(
@@ -108,3 +115,4 @@ def test_the_demo_serves_a_prediction_and_swagger_and_ctrl_c_stops_it(tmp_path):
     finally:
         kill_session(demo.pid, demo)
         demo.stdout.close()
+        shutil.rmtree(destination.parent)
