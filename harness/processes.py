@@ -106,11 +106,14 @@ def kill_session(sid: int, leader: subprocess.Popen | None = None) -> list[str]:
     return [command for _, command in left.values()]
 
 
-def stop_session(leader: subprocess.Popen, within: float) -> list[str]:
-    """SIGTERM to the leader's process group (make and supervisord), up to `within` s for the
-    session to end, then kill_session: the command lines that had to be killed."""
+def stop_session(
+    leader: subprocess.Popen, within: float, signum: signal.Signals = signal.SIGTERM
+) -> list[str]:
+    """`signum` to the leader's process group (make and supervisord; SIGINT for a terminal's
+    Ctrl-C), up to `within` s for the session to end, then kill_session: the command lines
+    that had to be killed."""
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(leader.pid, signal.SIGTERM)
+        os.killpg(leader.pid, signum)
     deadline = time.monotonic() + within
     while session_processes(leader.pid) and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -11,7 +11,6 @@ the template's `.venv` (its `render` group), which the suite's own `.venv` alrea
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import shutil
@@ -20,13 +19,13 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from harness.processes import free_port, kill_session, session_processes
+from harness.processes import free_port, kill_session, session_processes, stop_session
 from tests.conftest import REPO_ROOT, system_tool
+from tests.test_live_stack import get
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 
@@ -56,16 +55,6 @@ def read_until(process: subprocess.Popen, marker: str, within: float) -> list[st
     return lines
 
 
-def get(port: int, path: str) -> tuple[int, str]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        return response.status, response.read().decode()
-    finally:
-        connection.close()
-
-
 def test_the_demo_serves_a_prediction_and_swagger_and_ctrl_c_stops_it():
     system_tool("nginx")
     system_tool("curl")
@@ -75,7 +64,7 @@ def test_the_demo_serves_a_prediction_and_swagger_and_ctrl_c_stops_it():
     # folders under xdist leave too little of it (a known limit of make serve, not the demo's).
     destination = Path(tempfile.mkdtemp(prefix="demo-")) / "demo-service"
     # `make demo` puts the template's .venv first on PATH, for copier: this suite's is it.
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}:/usr/sbin"
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"], "/usr/sbin"])
     demo = subprocess.Popen(
         [REPO_ROOT / "scripts" / "demo.sh", destination],
         env={**os.environ, "PATH": path, "PORT": str(port)},
@@ -98,18 +87,14 @@ def test_the_demo_serves_a_prediction_and_swagger_and_ctrl_c_stops_it():
         )
         url = lines[-1].split()[3]
         assert url == f"http://127.0.0.1:{port}/docs/"
-        status, page = get(port, "/docs/")
-        assert status == 200 and "swagger-ui" in page
+        docs = get(port, "/docs/")
+        assert docs.status == 200 and b"swagger-ui" in docs.body
         serving = session_processes(demo.pid)
         assert any("gunicorn" in command for _, command in serving.values())
 
         # Ctrl-C: the terminal's SIGINT to the foreground process group, the script's.
-        os.killpg(demo.pid, signal.SIGINT)
-        demo.wait(30)
-        deadline = time.monotonic() + 30
-        while session_processes(demo.pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert session_processes(demo.pid) == {}, "processes outlived the demo's Ctrl-C"
+        killed = stop_session(demo, 60, signal.SIGINT)
+        assert killed == [], "processes outlived the demo's Ctrl-C"
         with pytest.raises(OSError):
             get(port, "/livez")
     finally:
