@@ -171,7 +171,8 @@ MALFORMED_REQUESTS = [
 READY_WITHIN = 60  # seconds, from `make serve` to /readyz answering 200
 STOPPED_WITHIN = 60  # seconds for a graceful stop: supervisord waits for its programs
 WORKER_BACK_WITHIN = 10  # seconds, from a worker's SIGKILL to a new one serving
-MASTER_BACK_WITHIN = 5  # seconds, from a master's SIGKILL (nginx's, gunicorn's) to serving again
+ORPHANS_GONE_WITHIN = 5  # seconds from a master's SIGKILL: a waiting orphan lingers 15
+MASTER_BACK_WITHIN = 60  # seconds, from a master's SIGKILL to serving again (a busy machine)
 HANDOVER_WITHIN = 60  # seconds, from a HUP to the new workers serving alone (a busy machine)
 HUPS = 5
 HUP_SLOWEST = 0.5  # seconds: no request waits for the new workers to load
@@ -877,18 +878,24 @@ def test_a_killed_gunicorn_master_is_back_with_none_of_its_workers_left(stack):
     master, workers = stack.gunicorn_workers()
     killed_at = time.monotonic()
     os.kill(master, signal.SIGKILL)
-    while time.monotonic() - killed_at < MASTER_BACK_WITHIN:
+    orphans_gone = None
+    while (waited := time.monotonic() - killed_at) < MASTER_BACK_WITHIN:
         left = workers & set(stack.processes())
+        if left:
+            assert waited < ORPHANS_GONE_WITHIN, f"the old master's workers {left} linger"
+        elif orphans_gone is None:
+            orphans_gone = round(waited, 2)
         with contextlib.suppress(ValueError):  # no gunicorn master, for a moment
             new_master, new_workers = stack.gunicorn_workers()
             if not left and new_master != master and new_workers and predicts(stack):
-                back = round(time.monotonic() - killed_at, 2)
-                stack.timings[f"{stack.python_server} master back (s)"] = back
+                server = stack.python_server
+                stack.timings[f"{server} master back (s)"] = round(waited, 2)
+                stack.timings[f"{server} old workers gone (s)"] = orphans_gone
                 return
         time.sleep(0.1)
     pytest.fail(
-        f"{MASTER_BACK_WITHIN} s after gunicorn's master was killed: old workers left "
-        f"{workers & set(stack.processes())}, processes {stack.processes()}"
+        f"{MASTER_BACK_WITHIN} s after gunicorn's master was killed, not serving: "
+        f"processes {stack.processes()}"
     )
 
 
